@@ -1,0 +1,71 @@
+# modelpack -- build, test, demo and benchmark.
+#
+#   make          build ./modelpack.so (load it with `.load ./modelpack`)
+#   make demo     build, create a sample database, show packed rows
+#   make test     install missing Debian packages, build, run the Tcl suite
+#   make test-asan  the same suite against an ASan+UBSan build
+#   make bench    run the benchmarks in bench/
+
+CC      ?= gcc
+CFLAGS  ?= -O2 -g
+WARN     = -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter
+SOFLAGS  = -fPIC -shared -fvisibility=hidden
+DEPS     = gcc make tcl libsqlite3-tcl libsqlite3-dev sqlite3
+
+SRC      = $(wildcard ext/*.c)
+HDR      = $(wildcard ext/*.h) include/modelpack.h
+TEST_C   = build/test_decode
+BENCH_C  = build/bench_core
+
+.PHONY: all deps test test-asan demo bench clean
+
+all: modelpack.so
+
+modelpack.so: $(SRC) $(HDR)
+	$(CC) $(WARN) $(CFLAGS) $(SOFLAGS) -o $@ $(SRC) -lm
+
+deps:
+	@sh scripts/deps.sh $(DEPS)
+
+build/%: test/c/%.c include/modelpack.h
+	@mkdir -p build
+	$(CC) $(WARN) $(CFLAGS) -o $@ $< -lsqlite3
+
+build/bench_%: bench/bench_%.c include/modelpack.h
+	@mkdir -p build
+	$(CC) $(WARN) -O2 -o $@ $< -lsqlite3
+
+build/example_c: examples/c/read_books.c include/modelpack.h
+	@mkdir -p build
+	$(CC) $(WARN) $(CFLAGS) -o $@ $< -lsqlite3
+
+test: deps modelpack.so $(TEST_C) build/example_c
+	MODELPACK_SO=$(CURDIR)/modelpack tclsh test/all.tcl
+
+# ASan+UBSan: the extension is instrumented and loaded into tclsh with the
+# sanitizer runtime preloaded; any report aborts the run.
+ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+build/asan/modelpack.so: $(SRC) $(HDR)
+	@mkdir -p build/asan
+	gcc $(WARN) $(ASAN_FLAGS) $(SOFLAGS) -o $@ $(SRC) -lm
+
+build/asan/test_decode: test/c/test_decode.c include/modelpack.h
+	@mkdir -p build/asan
+	gcc $(WARN) $(ASAN_FLAGS) -o $@ $< -lsqlite3
+
+test-asan: deps build/asan/modelpack.so build/asan/test_decode build/example_c
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	MODELPACK_SO=$(CURDIR)/build/asan/modelpack MODELPACK_TEST_BIN=$(CURDIR)/build/asan \
+	tclsh test/all.tcl
+
+demo: deps modelpack.so
+	sh examples/shell/demo.sh
+
+bench: deps modelpack.so $(BENCH_C)
+	./$(BENCH_C) ./modelpack
+
+clean:
+	rm -rf build modelpack.so

@@ -1,0 +1,49 @@
+/*
+ * modelpack.c -- the extension's entry point.
+ *
+ * sqlite3_modelpack_init() is what `.load ./modelpack` and
+ * load_extension('./modelpack') find by name.  It checks the SQLite it runs
+ * on, creates this connection's model registry and registers the model
+ * virtual table, modelpack_unpack and the scalar functions.
+ */
+#include "mp_internal.h"
+
+SQLITE_EXTENSION_INIT1
+
+static int already_loaded(sqlite3 *db) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, "SELECT modelpack_version()", -1, &st, NULL);
+  sqlite3_finalize(st);
+  return rc == SQLITE_OK;
+}
+
+#ifdef _WIN32
+__declspec(dllexport)
+#else
+__attribute__((visibility("default")))
+#endif
+int sqlite3_modelpack_init(sqlite3 *db, char **err,
+                           const sqlite3_api_routines *api) {
+  SQLITE_EXTENSION_INIT2(api);
+  if (sqlite3_libversion_number() < MP_MIN_SQLITE) {
+    *err = sqlite3_mprintf(
+        "modelpack needs SQLite 3.38.0 or later; this program uses SQLite %s",
+        sqlite3_libversion());
+    return SQLITE_ERROR;
+  }
+  /* Loading twice must not replace the registry the tables already use. */
+  if (already_loaded(db)) return SQLITE_OK;
+  mp_registry *r = mp_registry_new();
+  if (!r) return SQLITE_NOMEM;
+  /* From here the module owns the registry and frees it at close. */
+  int rc = mp_register_vtab(db, r);
+  if (rc != SQLITE_OK) {
+    *err = sqlite3_mprintf("modelpack: cannot register module: %s", sqlite3_errmsg(db));
+    return rc;
+  }
+  rc = mp_register_unpack(db, r);
+  if (rc == SQLITE_OK) rc = mp_register_functions(db, r);
+  if (rc != SQLITE_OK)
+    *err = sqlite3_mprintf("modelpack: cannot register functions: %s", sqlite3_errmsg(db));
+  return rc;
+}

@@ -1,0 +1,143 @@
+/*
+ * mp_internal.h -- types shared by the extension's source files.
+ *
+ * A model (mp_model) is the parsed form of one CREATE VIRTUAL TABLE ...
+ * USING modelpack(...) declaration.  Models live in a per-connection registry
+ * (registry.c) so SQL functions can find them by name; the model virtual
+ * table (vtab.c) and every function share one packer (pack.c) that writes
+ * the layout defined in include/modelpack.h.
+ */
+#ifndef MP_INTERNAL_H
+#define MP_INTERNAL_H
+
+#include <sqlite3ext.h>
+#include <stdint.h>
+
+#include "../include/modelpack.h"
+
+/* The API table lives in modelpack.c; every other file refers to it. */
+SQLITE_EXTENSION_INIT3
+
+/* Oldest SQLite this extension runs on (LIMIT/OFFSET constraints, 3.38). */
+#define MP_MIN_SQLITE 3038000
+#define MP_VERSION "1.0.0"
+
+/* Model-level hook flags (mirroring what makes Django's from_db unsafe). */
+#define MP_HOOK_PRE_INIT 0x1
+#define MP_HOOK_POST_INIT 0x2
+#define MP_HOOK_CUSTOM_INIT 0x4
+
+typedef struct mp_field {
+  char *name;       /* field name (column of the model table) */
+  char *column;     /* column in the source (== name unless COLUMN given) */
+  unsigned char type; /* enum mp_type */
+  unsigned char notnull;
+  unsigned char hooked; /* declared setattr hook */
+} mp_field;
+
+typedef struct mp_model {
+  int refs;            /* registry, vtab and statements hold references */
+  char *name;          /* model (virtual table) name */
+  char *source_schema; /* NULL: resolve like an unqualified table name */
+  char *source;        /* source table or view name */
+  char *source_sql;    /* quoted "schema"."name" ready to splice into SQL */
+  int nfield;
+  int pk;              /* index of the primary-key field */
+  mp_field *fields;
+  unsigned hooks;      /* declared MP_HOOK_* flags */
+  uint64_t setattr;    /* declared per-field setattr hooks (bit per field) */
+  const char **names;  /* field names, for mp_fingerprint */
+  unsigned char *types;
+} mp_model;
+
+/* decl.c: parse a declaration (argv of xCreate/xConnect). */
+int mp_decl_parse(const char *name, int argc, const char *const *argv,
+                  mp_model **out, char **err);
+char *mp_decl_schema_sql(const mp_model *m); /* CREATE TABLE for declare_vtab */
+int mp_model_field(const mp_model *m, const char *name); /* index or -1 */
+void mp_model_unref(mp_model *m);
+const char *mp_type_name(int type);
+
+/* registry.c: per-connection models and run-time hook flags. */
+typedef struct mp_registry mp_registry;
+typedef struct mp_entry {
+  char *schema, *name;
+  mp_model *model;   /* NULL while not connected */
+  unsigned hooks;    /* run-time MP_HOOK_* flags set by modelpack_hooks() */
+  uint64_t setattr;  /* run-time per-field setattr hooks */
+} mp_entry;
+mp_registry *mp_registry_new(void);
+void mp_registry_free(void *reg);
+int mp_registry_attach(mp_registry *r, const char *schema, mp_model *m);
+void mp_registry_detach(mp_registry *r, const char *schema, mp_model *m,
+                        int destroyed);
+void mp_registry_rename(mp_registry *r, const char *schema, mp_model *m,
+                        const char *newname);
+/* The entry for schema.name if any, without connecting anything. */
+mp_entry *mp_registry_get(mp_registry *r, const char *schema,
+                          const char *name);
+/* Find a model by 'name' or 'schema.name', connecting it if needed. */
+int mp_registry_find(mp_registry *r, sqlite3 *db, const char *spec,
+                     mp_entry **out, char **err);
+
+/* hooks.c: hook flags and the fast/safe choice. */
+int mp_hooks_parse(const mp_model *m, const char *spec, unsigned *hooks,
+                   uint64_t *setattr, char **err);
+char *mp_hooks_format(const mp_model *m, unsigned hooks, uint64_t setattr);
+int mp_auto_is_safe(const mp_model *m, const mp_entry *e, uint64_t mask);
+
+/* mask.c: deferred-field masks. */
+int mp_mask_from_names(const mp_model *m, const char *list, uint64_t *mask,
+                       char **err);
+int mp_mask_check(const mp_model *m, sqlite3_int64 v, uint64_t *mask,
+                  char **err);
+
+/* pack.c: the one packer, used by every table and function. */
+typedef struct mp_packer {
+  const mp_model *m;
+  uint64_t mask, varmask, fingerprint;
+  int nloaded;
+  int loaded[MP_MAX_FIELDS]; /* field index of each loaded column */
+  int safe;
+  uint32_t record_size;
+  uint32_t capacity; /* records per blob */
+  uint32_t count;    /* records packed so far */
+  uint16_t flags;
+  uint8_t *buf;      /* header | capacity records | heap */
+  size_t buf_alloc;
+  size_t heap_used;
+  int all_ascii;
+} mp_packer;
+int mp_packer_init(mp_packer *p, const mp_model *m, uint64_t mask, int safe,
+                   uint32_t capacity);
+void mp_packer_reset(mp_packer *p);
+void mp_packer_free(mp_packer *p);
+/* Append one record from the values of the loaded fields, in order. */
+int mp_pack_values(mp_packer *p, sqlite3_value **vals, char **err);
+/* Finish the blob; the pointer stays valid until the next reset. */
+const uint8_t *mp_packer_blob(mp_packer *p, size_t *len);
+
+/* blob.c: open a blob given to a function, checked against a model. */
+int mp_blob_open(const mp_model *m, sqlite3_value *v, mp_view *view,
+                 char **err);
+void mp_result_field(sqlite3_context *ctx, const mp_model *m,
+                     const mp_view *view, uint32_t rec, int field);
+
+/* functions.c, layout.c, json.c: SQL functions. */
+mp_model *mp_fn_model(sqlite3_context *ctx, sqlite3_value *arg,
+                      mp_entry **entry_out);
+void mp_fn_error(sqlite3_context *ctx, int rc, char *err);
+void mp_fn_layout(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void mp_fn_json(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+/* vtab.c, unpack.c, functions.c: registration. */
+int mp_register_vtab(sqlite3 *db, mp_registry *r);
+int mp_register_unpack(sqlite3 *db, mp_registry *r);
+int mp_register_functions(sqlite3 *db, mp_registry *r);
+
+/* util.c */
+char *mp_quote_ident(const char *s); /* "s" with doubled quotes */
+char *mp_strdup(const char *s);
+int mp_stricmp(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,285 @@
+/*
+ * pack.c -- the one packer: SQL values in, layout-v1 blobs out.
+ *
+ * Every producer of packed data (the model table, and later queries and
+ * batches) feeds rows through mp_pack_values() and takes the finished blob
+ * from mp_packer_blob().  The buffer is laid out exactly like the blob
+ * (header | capacity records | heap) and is reused from blob to blob, so the
+ * steady state allocates nothing.
+ *
+ * Fast packing converts each value with SQLite's own sqlite3_value_* rules
+ * and checks nothing; safe packing accepts a value only if it has the field's
+ * storage class or converts to it without loss, and refuses NULL in a
+ * NOT NULL field.  Both always produce a well-formed blob.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mp_internal.h"
+#include "mp_util.h"
+
+#define MP_HEAP_START 256
+
+int mp_packer_init(mp_packer *p, const mp_model *m, uint64_t mask, int safe,
+                   uint32_t capacity) {
+  memset(p, 0, sizeof *p);
+  p->m = m;
+  p->mask = mask;
+  p->safe = safe;
+  p->capacity = capacity ? capacity : 1;
+  p->flags = safe ? MP_FLAG_SAFE : 0;
+  for (int i = 0; i < m->nfield; i++) {
+    if (!((mask >> i) & 1)) continue;
+    p->loaded[p->nloaded++] = i;
+    if (m->fields[i].type == MP_TEXT || m->fields[i].type == MP_BLOB)
+      p->varmask |= (uint64_t)1 << i;
+  }
+  p->record_size = mp_record_size(mask);
+  p->fingerprint = mp_fingerprint(m->names, m->types, m->nfield, mask);
+  p->buf_alloc = MP_HEADER_SIZE + (size_t)p->capacity * p->record_size +
+                 MP_HEAP_START;
+  p->buf = sqlite3_malloc64(p->buf_alloc);
+  return p->buf ? SQLITE_OK : SQLITE_NOMEM;
+}
+
+void mp_packer_reset(mp_packer *p) {
+  p->count = 0;
+  p->heap_used = 0;
+}
+
+void mp_packer_free(mp_packer *p) {
+  sqlite3_free(p->buf);
+  p->buf = NULL;
+}
+
+static size_t heap_base(const mp_packer *p) {
+  return MP_HEADER_SIZE + (size_t)p->capacity * p->record_size;
+}
+
+/* Copy n bytes plus a NUL into the heap and point the slot at them.  The
+ * buffer may move, so the slot is named by its offset. */
+static int heap_put(mp_packer *p, size_t slot_off, const void *data,
+                    size_t n) {
+  size_t need = heap_base(p) + p->heap_used + n + 1;
+  if (p->heap_used + n + 1 > UINT32_MAX) return SQLITE_TOOBIG;
+  if (need > p->buf_alloc) {
+    size_t a = p->buf_alloc * 2;
+    while (a < need) a *= 2;
+    uint8_t *nb = sqlite3_realloc64(p->buf, a);
+    if (!nb) return SQLITE_NOMEM;
+    p->buf = nb;
+    p->buf_alloc = a;
+  }
+  uint8_t *dst = p->buf + heap_base(p) + p->heap_used;
+  if (n) memcpy(dst, data, n);
+  dst[n] = 0;
+  uint8_t *slot = p->buf + slot_off;
+  mp_wr32(slot, (uint32_t)p->heap_used);
+  mp_wr32(slot + 4, (uint32_t)n);
+  p->heap_used += n + 1;
+  return SQLITE_OK;
+}
+
+/* ---- safe-mode value checks ---- */
+
+static const char *class_name(int t) {
+  switch (t) {
+    case SQLITE_INTEGER: return "INTEGER";
+    case SQLITE_FLOAT: return "REAL";
+    case SQLITE_TEXT: return "TEXT";
+    case SQLITE_BLOB: return "BLOB";
+    default: return "NULL";
+  }
+}
+
+/* Describe the row by its primary key, for error messages. */
+static char *row_label(const mp_packer *p, sqlite3_value **vals) {
+  const mp_model *m = p->m;
+  int j = 0;
+  while (p->loaded[j] != m->pk) j++;
+  sqlite3_value *v = vals[j];
+  const char *pk = m->fields[m->pk].name;
+  switch (sqlite3_value_type(v)) {
+    case SQLITE_INTEGER:
+      return sqlite3_mprintf("row %s=%lld", pk, sqlite3_value_int64(v));
+    case SQLITE_FLOAT:
+      return sqlite3_mprintf("row %s=%!.15g", pk, sqlite3_value_double(v));
+    case SQLITE_TEXT:
+      return sqlite3_mprintf("row %s=%Q", pk, sqlite3_value_text(v));
+    case SQLITE_NULL:
+      return sqlite3_mprintf("row %s=NULL", pk);
+    default:
+      return sqlite3_mprintf("row %s=<blob of %d bytes>", pk,
+                             sqlite3_value_bytes(v));
+  }
+}
+
+static int value_error(const mp_packer *p, sqlite3_value **vals, int field,
+                       const char *what, char **err) {
+  char *row = row_label(p, vals);
+  *err = sqlite3_mprintf("modelpack: %s.%s: %s (%s)", p->m->name,
+                         p->m->fields[field].name, what,
+                         row ? row : "row unknown");
+  sqlite3_free(row);
+  return SQLITE_CONSTRAINT;
+}
+
+static int wrong_class(const mp_packer *p, sqlite3_value **vals, int field,
+                       int vt, char **err) {
+  char what[96];
+  snprintf(what, sizeof what, "expected %s, got %s",
+           mp_type_name(p->m->fields[field].type), class_name(vt));
+  return value_error(p, vals, field, what, err);
+}
+
+/* Safe conversion to int64: exact integers only. */
+static int safe_int(sqlite3_value *v, int vt, int64_t *out) {
+  if (vt == SQLITE_INTEGER) {
+    *out = sqlite3_value_int64(v);
+    return 1;
+  }
+  if (vt != SQLITE_FLOAT) return 0;
+  double d = sqlite3_value_double(v);
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return 0;
+  if (d != floor(d)) return 0;
+  *out = (int64_t)d;
+  return 1;
+}
+
+static int safe_real(sqlite3_value *v, int vt, double *out) {
+  if (vt == SQLITE_FLOAT) {
+    *out = sqlite3_value_double(v);
+    return 1;
+  }
+  if (vt != SQLITE_INTEGER) return 0;
+  int64_t i = sqlite3_value_int64(v);
+  double d = (double)i;
+  /* 2^63 itself is not representable as int64: reject before converting. */
+  if (d >= 9223372036854775808.0 || (int64_t)d != i) return 0;
+  *out = d;
+  return 1;
+}
+
+static int pack_safe(mp_packer *p, sqlite3_value **vals, int j, uint8_t *rec,
+                     char **err) {
+  int f = p->loaded[j];
+  const mp_field *fd = &p->m->fields[f];
+  sqlite3_value *v = vals[j];
+  int vt = sqlite3_value_type(v);
+  uint8_t *slot = rec + mp_slot_offset(p->mask, f);
+  int64_t i;
+  double d;
+  switch (fd->type) {
+    case MP_INTEGER:
+      if (!safe_int(v, vt, &i)) return wrong_class(p, vals, f, vt, err);
+      mp_wr64(slot, (uint64_t)i);
+      return SQLITE_OK;
+    case MP_BOOLEAN:
+      if (!safe_int(v, vt, &i)) return wrong_class(p, vals, f, vt, err);
+      if (i != 0 && i != 1)
+        return value_error(p, vals, f, "BOOLEAN value is not 0 or 1", err);
+      mp_wr64(slot, (uint64_t)i);
+      return SQLITE_OK;
+    case MP_REAL:
+      if (!safe_real(v, vt, &d)) return wrong_class(p, vals, f, vt, err);
+      memcpy(&i, &d, 8);
+      mp_wr64(slot, (uint64_t)i);
+      return SQLITE_OK;
+    case MP_TEXT: {
+      if (vt != SQLITE_TEXT) return wrong_class(p, vals, f, vt, err);
+      const unsigned char *s = sqlite3_value_text(v);
+      int n = sqlite3_value_bytes(v);
+      if (!s) return SQLITE_NOMEM;
+      if (!mp_utf8_valid(s, (size_t)n))
+        return value_error(p, vals, f, "TEXT is not valid UTF-8", err);
+      return heap_put(p, (size_t)(slot - p->buf), s, (size_t)n);
+    }
+    default: { /* MP_BLOB: a BLOB, or TEXT taken as its bytes */
+      if (vt != SQLITE_BLOB && vt != SQLITE_TEXT)
+        return wrong_class(p, vals, f, vt, err);
+      const void *b = vt == SQLITE_BLOB ? sqlite3_value_blob(v)
+                                        : (const void *)sqlite3_value_text(v);
+      int n = sqlite3_value_bytes(v);
+      if (!b && n) return SQLITE_NOMEM;
+      return heap_put(p, (size_t)(slot - p->buf), b, (size_t)n);
+    }
+  }
+}
+
+static int pack_fast(mp_packer *p, sqlite3_value *v, int f, uint8_t *rec) {
+  uint8_t *slot = rec + mp_slot_offset(p->mask, f);
+  const void *b;
+  double d;
+  uint64_t u;
+  switch (p->m->fields[f].type) {
+    case MP_INTEGER:
+      mp_wr64(slot, (uint64_t)sqlite3_value_int64(v));
+      return SQLITE_OK;
+    case MP_BOOLEAN:
+      mp_wr64(slot, sqlite3_value_int64(v) != 0);
+      return SQLITE_OK;
+    case MP_REAL:
+      d = sqlite3_value_double(v);
+      memcpy(&u, &d, 8);
+      mp_wr64(slot, u);
+      return SQLITE_OK;
+    case MP_TEXT:
+      b = sqlite3_value_text(v);
+      break;
+    default:
+      b = sqlite3_value_blob(v);
+      break;
+  }
+  int n = sqlite3_value_bytes(v);
+  if (!b && n) return SQLITE_NOMEM;
+  return heap_put(p, (size_t)(slot - p->buf), b, (size_t)n);
+}
+
+int mp_pack_values(mp_packer *p, sqlite3_value **vals, char **err) {
+  /* Records are addressed by offset: heap growth may move the buffer. */
+  size_t rec_off = MP_HEADER_SIZE + (size_t)p->count * p->record_size;
+  uint64_t nulls = 0;
+  memset(p->buf + rec_off, 0, p->record_size);
+  for (int j = 0; j < p->nloaded; j++) {
+    int f = p->loaded[j];
+    int rc;
+    if (sqlite3_value_type(vals[j]) == SQLITE_NULL) {
+      if (p->safe && p->m->fields[f].notnull)
+        return value_error(p, vals, f, "NULL in a NOT NULL field", err);
+      nulls |= (uint64_t)1 << f;
+      continue;
+    }
+    rc = p->safe ? pack_safe(p, vals, j, p->buf + rec_off, err)
+                 : pack_fast(p, vals[j], f, p->buf + rec_off);
+    if (rc != SQLITE_OK) {
+      if (rc == SQLITE_TOOBIG)
+        *err = sqlite3_mprintf("modelpack: %s: packed data exceeds 4 GiB",
+                               p->m->name);
+      return rc;
+    }
+  }
+  mp_wr64(p->buf + rec_off, nulls);
+  p->count++;
+  return SQLITE_OK;
+}
+
+const uint8_t *mp_packer_blob(mp_packer *p, size_t *len) {
+  uint8_t *h = p->buf;
+  size_t body = (size_t)p->count * p->record_size;
+  if (p->count < p->capacity)
+    memmove(h + MP_HEADER_SIZE + body, h + heap_base(p), p->heap_used);
+  memcpy(h + MP_H_MAGIC, MP_MAGIC, 4);
+  mp_wr16(h + MP_H_VERSION, MP_LAYOUT_VERSION);
+  mp_wr16(h + MP_H_FLAGS, p->flags);
+  mp_wr32(h + MP_H_COUNT, p->count);
+  mp_wr32(h + MP_H_RECORD_SIZE, p->record_size);
+  mp_wr64(h + MP_H_FINGERPRINT, p->fingerprint);
+  mp_wr64(h + MP_H_MASK, p->mask);
+  mp_wr64(h + MP_H_VARMASK, p->varmask);
+  mp_wr32(h + MP_H_HEAP_SIZE, (uint32_t)p->heap_used);
+  mp_wr32(h + MP_H_RESERVED, 0);
+  *len = MP_HEADER_SIZE + body + p->heap_used;
+  return h;
+}
