@@ -61,10 +61,7 @@ static char *layout_json(const mp_model *m, const mp_entry *e, uint64_t mask) {
   mp_str_cat(&s, "]}");
   if (!hooks) s.oom = 1;
   sqlite3_free(hooks);
-  {
-    mp_str_finish(&s);
-    return;
-  }
+  return mp_str_finish(&s);
 }
 
 void mp_fn_layout(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
