@@ -8,7 +8,7 @@
 
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
-WARN     = -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter
+WARN     = -std=c11 -Wall -Wextra -Wpedantic -Werror -Wno-unused-parameter
 SOFLAGS  = -fPIC -shared -fvisibility=hidden
 DEPS     = gcc make tcl libsqlite3-tcl libsqlite3-dev sqlite3
 

@@ -68,7 +68,7 @@ static void push_constraint(plan *p, int i, int f) {
     p->all_consumed = 0;
     return;
   }
-  mp_str_printf(&p->where, "%s\"%w\"%s%s", p->where.n ? " AND " : "WHERE ",
+  mp_str_printf(&p->where, "%ss.\"%w\"%s%s", p->where.n ? " AND " : "WHERE ",
                 m->fields[f].column, op, has_arg ? "?" : "");
   const char *coll = sqlite3_vtab_collation(p->info, i);
   int is_cmp = has_arg && c->op != SQLITE_INDEX_CONSTRAINT_LIKE &&
@@ -111,7 +111,7 @@ static void push_order(plan *p) {
     if (field_of(m, info->aOrderBy[i].iColumn) < 0) return;
   for (int i = 0; i < info->nOrderBy; i++) {
     int f = field_of(m, info->aOrderBy[i].iColumn);
-    mp_str_printf(&p->tail, "%s\"%w\"%s%s", i ? ", " : " ORDER BY ",
+    mp_str_printf(&p->tail, "%ss.\"%w\"%s%s", i ? ", " : " ORDER BY ",
                   m->fields[f].column, is_text(m, f) ? " COLLATE BINARY" : "",
                   info->aOrderBy[i].desc ? " DESC" : "");
   }

@@ -3,7 +3,9 @@
  *
  * mp_source_check() verifies at CREATE that the source exists and has every
  * field's column.  mp_source_stmt() builds
- *   SELECT <packed fields>, <other fields read> FROM <source> <clause>
+ *   SELECT <packed fields>, <other fields read> FROM <source> AS s <clause>
+ * Columns are always written s."name": a bare "name" that the source lacks
+ * would silently become a string literal (SQLite's double-quote fallback).
  * and hands out a prepared statement for it, reusing an idle one from the
  * table's small cache when the same SQL ran before (repeated gets and
  * nested-loop joins then skip the prepare).
@@ -21,7 +23,7 @@ static int has_column(sqlite3_stmt *all, const char *col) {
 
 /* Columns outside SELECT * (rowid, hidden columns) need their own probe. */
 static int probe_column(sqlite3 *db, const mp_model *m, const char *col) {
-  char *sql = sqlite3_mprintf("SELECT \"%w\" FROM %s", col, m->source_sql);
+  char *sql = sqlite3_mprintf("SELECT s.\"%w\" FROM %s AS s", col, m->source_sql);
   sqlite3_stmt *st = NULL;
   if (!sql) return 0;
   int ok = sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK;
@@ -67,13 +69,13 @@ static char *build_sql(const mp_model *m, uint64_t packed, uint64_t extra,
     uint64_t set = pass == 0 ? packed : extra & ~packed;
     for (int i = 0; i < m->nfield; i++) {
       if (!((set >> i) & 1)) continue;
-      mp_str_printf(&s, "%s\"%w\"", first ? "" : ", ", m->fields[i].column);
+      mp_str_printf(&s, "%ss.\"%w\"", first ? "" : ", ", m->fields[i].column);
       first = 0;
     }
   }
   /* A query that reads no field still needs a column to count rows. */
   if (first) mp_str_cat(&s, "NULL");
-  mp_str_printf(&s, " FROM %s %s", m->source_sql, clause);
+  mp_str_printf(&s, " FROM %s AS s %s", m->source_sql, clause);
   return mp_str_finish(&s);
 }
 
