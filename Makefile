@@ -61,7 +61,7 @@ test-asan: deps build/asan/modelpack.so build/asan/test_decode build/example_c
 	MODELPACK_SO=$(CURDIR)/build/asan/modelpack MODELPACK_TEST_BIN=$(CURDIR)/build/asan \
 	tclsh test/all.tcl
 
-demo: deps modelpack.so
+demo: deps modelpack.so build/bench_core
 	sh examples/shell/demo.sh
 
 bench: deps modelpack.so $(BENCH_C)

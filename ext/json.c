@@ -6,10 +6,22 @@
  * lower-case hex strings, since JSON has no bytes.
  */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mp_internal.h"
 #include "mp_util.h"
+
+/* Shortest of %.15g/%.16g/%.17g that reads back as the same double. */
+static void double_json(mp_str *s, double d) {
+  char buf[40];
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(buf, sizeof buf, "%.*g", prec, d);
+    if (strtod(buf, NULL) == d) break;
+  }
+  mp_str_cat(s, buf);
+}
 
 static void value_json(mp_str *s, const mp_model *m, const mp_view *v, uint32_t rec, int f) {
   static const char hex[] = "0123456789abcdef";
@@ -35,10 +47,8 @@ static void value_json(mp_str *s, const mp_model *m, const mp_view *v, uint32_t 
         mp_str_cat(s, d > 0 ? "9e999" : "-9e999");
         return;
       }
-      {
-        mp_str_printf(s, "%.17g", d);
-        return;
-      }
+      double_json(s, d);
+      return;
     case MP_TEXT:
       b = mp_get_bytes(v, rec, f, &n);
       {
