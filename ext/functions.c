@@ -167,6 +167,10 @@ int mp_register_functions(sqlite3 *db, mp_registry *r) {
   int rc = sqlite3_create_function(db, "modelpack_version", 0,
                                    SQLITE_UTF8 | SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC, NULL,
                                    fn_version, NULL, NULL);
+  /* Called only from model tables' own statements, never from a schema. */
+  if (rc == SQLITE_OK)
+    rc = sqlite3_create_function(db, MP_PACK_FN, -1, SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL,
+                                 mp_pack_row_fn, NULL, NULL);
   for (size_t i = 0; rc == SQLITE_OK && i < sizeof direct / sizeof direct[0]; i++)
     rc = sqlite3_create_function(db, direct[i].name, direct[i].nargs,
                                  SQLITE_UTF8 | SQLITE_DIRECTONLY, r, direct[i].fn, NULL, NULL);

@@ -106,8 +106,13 @@ typedef struct mp_packer {
   uint8_t *buf;      /* header | capacity records | heap */
   size_t buf_alloc;
   size_t heap_used;
-  int all_ascii;
+  int failed; /* the last pack failed (its error is on the statement) */
 } mp_packer;
+/* The SQL function through which a source statement packs its rows, and
+ * the pointer type of the packer bound as its first argument. */
+#define MP_PACK_FN "modelpack_pack_row"
+#define MP_PACKER_PTR "modelpack-packer"
+void mp_pack_row_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 int mp_packer_init(mp_packer *p, const mp_model *m, uint64_t mask, int safe,
                    uint32_t capacity);
 void mp_packer_reset(mp_packer *p);

@@ -41,7 +41,18 @@ int mp_packer_init(mp_packer *p, const mp_model *m, uint64_t mask, int safe,
   p->buf_alloc = MP_HEADER_SIZE + (size_t)p->capacity * p->record_size +
                  MP_HEAP_START;
   p->buf = sqlite3_malloc64(p->buf_alloc);
-  return p->buf ? SQLITE_OK : SQLITE_NOMEM;
+  if (!p->buf) return SQLITE_NOMEM;
+  /* The header is the same for every blob but for count and heap size. */
+  uint8_t *h = p->buf;
+  memcpy(h + MP_H_MAGIC, MP_MAGIC, 4);
+  mp_wr16(h + MP_H_VERSION, MP_LAYOUT_VERSION);
+  mp_wr16(h + MP_H_FLAGS, p->flags);
+  mp_wr32(h + MP_H_RECORD_SIZE, p->record_size);
+  mp_wr64(h + MP_H_FINGERPRINT, p->fingerprint);
+  mp_wr64(h + MP_H_MASK, p->mask);
+  mp_wr64(h + MP_H_VARMASK, p->varmask);
+  mp_wr32(h + MP_H_RESERVED, 0);
+  return SQLITE_OK;
 }
 
 void mp_packer_reset(mp_packer *p) {
@@ -168,7 +179,7 @@ static int pack_safe(mp_packer *p, sqlite3_value **vals, int j, uint8_t *rec,
   const mp_field *fd = &p->m->fields[f];
   sqlite3_value *v = vals[j];
   int vt = sqlite3_value_type(v);
-  uint8_t *slot = rec + mp_slot_offset(p->mask, f);
+  uint8_t *slot = rec + MP_SLOT_SIZE * (1 + j); /* j-th loaded field */
   int64_t i;
   double d;
   switch (fd->type) {
@@ -208,8 +219,9 @@ static int pack_safe(mp_packer *p, sqlite3_value **vals, int j, uint8_t *rec,
   }
 }
 
-static int pack_fast(mp_packer *p, sqlite3_value *v, int f, uint8_t *rec) {
-  uint8_t *slot = rec + mp_slot_offset(p->mask, f);
+static int pack_fast(mp_packer *p, sqlite3_value *v, int j, uint8_t *rec) {
+  int f = p->loaded[j];
+  uint8_t *slot = rec + MP_SLOT_SIZE * (1 + j); /* j-th loaded field */
   const void *b;
   double d;
   uint64_t u;
@@ -252,7 +264,7 @@ int mp_pack_values(mp_packer *p, sqlite3_value **vals, char **err) {
       continue;
     }
     rc = p->safe ? pack_safe(p, vals, j, p->buf + rec_off, err)
-                 : pack_fast(p, vals[j], f, p->buf + rec_off);
+                 : pack_fast(p, vals[j], j, p->buf + rec_off);
     if (rc != SQLITE_OK) {
       if (rc == SQLITE_TOOBIG)
         *err = sqlite3_mprintf("modelpack: %s: packed data exceeds 4 GiB",
@@ -270,16 +282,38 @@ const uint8_t *mp_packer_blob(mp_packer *p, size_t *len) {
   size_t body = (size_t)p->count * p->record_size;
   if (p->count < p->capacity)
     memmove(h + MP_HEADER_SIZE + body, h + heap_base(p), p->heap_used);
-  memcpy(h + MP_H_MAGIC, MP_MAGIC, 4);
-  mp_wr16(h + MP_H_VERSION, MP_LAYOUT_VERSION);
-  mp_wr16(h + MP_H_FLAGS, p->flags);
   mp_wr32(h + MP_H_COUNT, p->count);
-  mp_wr32(h + MP_H_RECORD_SIZE, p->record_size);
-  mp_wr64(h + MP_H_FINGERPRINT, p->fingerprint);
-  mp_wr64(h + MP_H_MASK, p->mask);
-  mp_wr64(h + MP_H_VARMASK, p->varmask);
   mp_wr32(h + MP_H_HEAP_SIZE, (uint32_t)p->heap_used);
-  mp_wr32(h + MP_H_RESERVED, 0);
   *len = MP_HEADER_SIZE + body + p->heap_used;
   return h;
+}
+
+/*
+ * modelpack_pack_row(<packer pointer>, v1, v2, ...): pack one row.  Only a
+ * model table's own source statement can call it usefully: the packer comes
+ * through SQLite's pointer-passing interface, which SQL text cannot forge.
+ */
+void mp_pack_row_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  mp_packer *p = sqlite3_value_pointer(argv[0], MP_PACKER_PTR);
+  char *err = NULL;
+  if (!p || argc - 1 != p->nloaded) {
+    sqlite3_result_error(ctx, "modelpack: " MP_PACK_FN " is internal to model tables", -1);
+    return;
+  }
+  mp_packer_reset(p);
+  int rc = mp_pack_values(p, argv + 1, &err);
+  p->failed = rc != SQLITE_OK;
+  if (rc != SQLITE_OK) {
+    if (err) sqlite3_result_error(ctx, err, -1);
+    else if (rc == SQLITE_NOMEM) sqlite3_result_error_nomem(ctx);
+    else sqlite3_result_error_code(ctx, rc);
+    sqlite3_free(err);
+    return;
+  }
+  size_t len;
+  const uint8_t *blob = mp_packer_blob(p, &len);
+  /* Not copied: the model table's statement is a plain SELECT whose row is
+   * read (or copied into a sorter record) before the next row is packed
+   * over this buffer, and the table copies it into its own result. */
+  sqlite3_result_blob64(ctx, blob, len, SQLITE_STATIC);
 }

@@ -59,22 +59,25 @@ int mp_source_check(sqlite3 *db, const char *schema, mp_model *m, char **err) {
   return rc;
 }
 
-/* Packed fields come first, in order, so the packer reads columns 0..n-1. */
+/* Column 0 packs the mask's fields (the packer arrives as a bound pointer);
+ * then every field the query reads by name, in field order. */
 static char *build_sql(const mp_model *m, uint64_t packed, uint64_t extra,
                        const char *clause) {
   mp_str s = {0};
+  const char *sep = "";
   mp_str_cat(&s, "SELECT ");
-  int first = 1;
-  for (int pass = 0; pass < 2; pass++) {
-    uint64_t set = pass == 0 ? packed : extra & ~packed;
-    for (int i = 0; i < m->nfield; i++) {
-      if (!((set >> i) & 1)) continue;
-      mp_str_printf(&s, "%ss.\"%w\"", first ? "" : ", ", m->fields[i].column);
-      first = 0;
-    }
+  if (packed) {
+    mp_str_cat(&s, MP_PACK_FN "(?");
+    for (int i = 0; i < m->nfield; i++)
+      if ((packed >> i) & 1) mp_str_printf(&s, ", s.\"%w\"", m->fields[i].column);
+    mp_str_cat(&s, ")");
+    sep = ", ";
   }
-  /* A query that reads no field still needs a column to count rows. */
-  if (first) mp_str_cat(&s, "NULL");
+  for (int i = 0; i < m->nfield; i++) {
+    if (!((extra >> i) & 1)) continue;
+    mp_str_printf(&s, "%ss.\"%w\"", sep, m->fields[i].column);
+    sep = ", ";
+  }
   mp_str_printf(&s, " FROM %s AS s %s", m->source_sql, clause);
   return mp_str_finish(&s);
 }

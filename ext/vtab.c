@@ -4,7 +4,9 @@
  * CREATE VIRTUAL TABLE book USING modelpack(source=..., fields...) declares
  * a model; its columns are the fields plus hidden packed/mask/mode/unpack.
  * A read runs one SQL statement on the source (built by plan.c and
- * source.c), and packs a row only when the query reads `packed` (pack.c).
+ * source.c); when the query reads `packed`, that statement packs each row
+ * itself by calling the packer (pack.c) as its first result column, which
+ * hands the values over without a sqlite3_column_* call per field.
  * The fast/safe choice is made when the query opens its cursor, from the
  * hooks in force at that moment (hooks.c).
  */
@@ -18,12 +20,11 @@ typedef struct mp_cursor {
   sqlite3_stmt *stmt; /* source statement, or NULL when unpacking */
   char *sql;          /* its text, the statement cache's key */
   mp_packer packer;
-  int packer_ready, packed_ok;
+  int packer_ready;
   int reads_packed;
   uint64_t mask;
   int safe;
   int colmap[MP_MAX_FIELDS]; /* field -> statement column, or -1 */
-  sqlite3_value *vals[MP_MAX_FIELDS];
   int eof;
   sqlite3_int64 rowno;
   unsigned snap_hooks; /* run-time hooks when the query started */
@@ -160,7 +161,6 @@ static int vt_close(sqlite3_vtab_cursor *cur) {
 
 static int cursor_step(mp_cursor *c) {
   mp_vtab *vt = (mp_vtab *)c->base.pVtab;
-  c->packed_ok = 0;
   if (c->ublob) {
     c->eof = ++c->rec >= c->view.count;
     return SQLITE_OK;
@@ -179,6 +179,9 @@ static int cursor_step(mp_cursor *c) {
   }
   c->eof = 1;
   if (rc == SQLITE_DONE) return SQLITE_OK;
+  /* A packing error already names model, field and row. */
+  if (c->packer_ready && c->packer.failed)
+    return set_error(&vt->base, sqlite3_mprintf("%s", sqlite3_errmsg(vt->db)));
   return set_error(&vt->base, sqlite3_mprintf("modelpack: %s: reading source %s: %s",
                                               vt->m->name, vt->m->source,
                                               sqlite3_errmsg(vt->db)));
@@ -251,17 +254,16 @@ static int start_source(mp_cursor *c, int flags, const char *idx,
   uint64_t packed = c->reads_packed ? c->mask : 0;
   int rc = mp_source_stmt(vt, packed, extra, clause, &c->stmt, &c->sql);
   if (rc != SQLITE_OK) return rc;
-  int col = 0;
-  for (int pass = 0; pass < 2; pass++) {
-    uint64_t set = pass == 0 ? packed : extra & ~packed;
-    for (int i = 0; i < m->nfield; i++)
-      if ((set >> i) & 1) c->colmap[i] = col++;
+  /* Column 0 is the packed record when packing; then the fields read. */
+  int col = c->reads_packed, bind = 1;
+  for (int i = 0; i < m->nfield; i++) c->colmap[i] = (extra >> i) & 1 ? col++ : -1;
+  if (c->reads_packed) {
+    rc = prepare_packer(c, m);
+    if (rc == SQLITE_OK)
+      rc = sqlite3_bind_pointer(c->stmt, bind++, &c->packer, MP_PACKER_PTR, NULL);
   }
-  for (int i = 0; i < m->nfield; i++)
-    if (!(((packed | extra) >> i) & 1)) c->colmap[i] = -1;
-  for (int k = 0; argi + k < argc && rc == SQLITE_OK; k++)
-    rc = sqlite3_bind_value(c->stmt, k + 1, argv[argi + k]);
-  if (rc == SQLITE_OK && c->reads_packed) rc = prepare_packer(c, m);
+  for (int k = argi; k < argc && rc == SQLITE_OK; k++)
+    rc = sqlite3_bind_value(c->stmt, bind++, argv[k]);
   if (rc != SQLITE_OK) return rc;
   c->rowno = 0;
   c->eof = 0;
@@ -284,31 +286,6 @@ static int vt_filter(sqlite3_vtab_cursor *cur, int flags, const char *idx,
   return start_source(c, flags, idx, argv, argi, argc);
 }
 
-static int column_packed(mp_cursor *c, sqlite3_context *ctx) {
-  if (!c->reads_packed) {
-    sqlite3_result_null(ctx);
-    return SQLITE_OK;
-  }
-  if (!c->packed_ok) {
-    char *err = NULL;
-    for (int j = 0; j < c->packer.nloaded; j++)
-      c->vals[j] = sqlite3_column_value(c->stmt, j);
-    mp_packer_reset(&c->packer);
-    int rc = mp_pack_values(&c->packer, c->vals, &err);
-    if (rc != SQLITE_OK) {
-      if (err) sqlite3_result_error(ctx, err, -1);
-      else sqlite3_result_error_code(ctx, rc);
-      sqlite3_free(err);
-      return rc;
-    }
-    c->packed_ok = 1;
-  }
-  size_t len;
-  const uint8_t *blob = mp_packer_blob(&c->packer, &len);
-  sqlite3_result_blob64(ctx, blob, len, SQLITE_TRANSIENT);
-  return SQLITE_OK;
-}
-
 static int vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
   mp_cursor *c = (mp_cursor *)cur;
   const mp_model *m = ((mp_vtab *)cur->pVtab)->m;
@@ -320,7 +297,13 @@ static int vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
   }
   switch (i - m->nfield) {
     case MP_COL_PACKED:
-      return c->ublob ? SQLITE_OK : column_packed(c, ctx);
+      if (!c->ublob && c->reads_packed) {
+        /* Copy the bytes (result_value would reallocate for every row). */
+        sqlite3_value *v = sqlite3_column_value(c->stmt, 0);
+        sqlite3_result_blob64(ctx, sqlite3_value_blob(v),
+                              (sqlite3_uint64)sqlite3_value_bytes(v), SQLITE_TRANSIENT);
+      }
+      return SQLITE_OK;
     case MP_COL_MASK:
       sqlite3_result_int64(ctx, (sqlite3_int64)c->mask);
       return SQLITE_OK;

@@ -96,12 +96,26 @@ static inline void mp_wr64(uint8_t *p, uint64_t v) {
   mp_wr32(p + 4, (uint32_t)(v >> 32));
 }
 
+/* Inline bit counting: __builtin_popcountll is a library call unless the
+ * target has POPCNT, and these sit on every field access. */
 static inline int mp_popcount64(uint64_t x) {
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(__POPCNT__) && (defined(__GNUC__) || defined(__clang__))
   return __builtin_popcountll(x);
 #else
+  x = x - ((x >> 1) & 0x5555555555555555ULL);
+  x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+  x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+  return (int)((x * 0x0101010101010101ULL) >> 56);
+#endif
+}
+
+/* Index of the lowest set bit; x must be non-zero. */
+static inline int mp_lowest_bit(uint64_t x) {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_ctzll(x);
+#else
   int n = 0;
-  for (; x; x &= x - 1) n++;
+  while (!(x & 1)) x >>= 1, n++;
   return n;
 #endif
 }
@@ -169,13 +183,14 @@ static inline int mp_check_record(const mp_view *v, const uint8_t *rec,
                                   const char **why) {
   uint64_t nulls = mp_rd64(rec);
   if (nulls & ~v->mask) return mp_view_fail(why, "null bit set for a deferred field");
-  for (int i = 0; i < MP_MAX_FIELDS; i++) {
+  /* Only NULL slots and heap references can be wrong: visit just those. */
+  for (uint64_t todo = nulls | v->varmask; todo; todo &= todo - 1) {
+    int i = mp_lowest_bit(todo);
     uint64_t bit = (uint64_t)1 << i;
-    if (!(v->mask & bit)) continue;
     const uint8_t *slot = rec + mp_slot_offset(v->mask, i);
     if (nulls & bit) {
       if (mp_rd64(slot) != 0) return mp_view_fail(why, "NULL field with a non-zero slot");
-    } else if (v->varmask & bit) {
+    } else {
       uint64_t off = mp_rd32(slot), n = mp_rd32(slot + 4);
       if (off + n + 1 > v->heap_size) return mp_view_fail(why, "value past the end of the heap");
       if (v->heap[off + n] != 0) return mp_view_fail(why, "heap value not NUL-terminated");
