@@ -188,6 +188,30 @@ static uint64_t fields_used(const mp_model *m, sqlite3_uint64 used) {
   return f;
 }
 
+/*
+ * How the source will run the pushed WHERE, as an SQL comment appended to
+ * the clause, e.g. "source: SEARCH s USING INTEGER PRIMARY KEY (rowid=?)".
+ * EXPLAIN QUERY PLAN on the model then shows whether the source's index is
+ * used.  Best effort: any failure just leaves the note out.
+ */
+static char *source_plan(mp_vtab *vt, const char *where) {
+  char *sql = sqlite3_mprintf("EXPLAIN QUERY PLAN SELECT 1 FROM %s AS s %s",
+                              vt->m->source_sql, where);
+  sqlite3_stmt *st = NULL;
+  mp_str s = {0};
+  if (sql && sqlite3_prepare_v2(vt->db, sql, -1, &st, NULL) == SQLITE_OK) {
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      const char *detail = (const char *)sqlite3_column_text(st, 3);
+      if (!detail || strstr(detail, "*/")) continue;
+      mp_str_printf(&s, "%s%s", s.n ? "; " : " /* source: ", detail);
+    }
+  }
+  if (s.n) mp_str_cat(&s, " */");
+  sqlite3_finalize(st);
+  sqlite3_free(sql);
+  return mp_str_finish(&s);
+}
+
 int mp_plan(mp_vtab *vt, sqlite3_index_info *info) {
   plan p;
   int flags = 0;
@@ -202,8 +226,11 @@ int mp_plan(mp_vtab *vt, sqlite3_index_info *info) {
   plan_cost(&p, flags);
   int packed_col = vt->m->nfield + MP_COL_PACKED;
   if (packed_col < 63 && !((info->colUsed >> packed_col) & 1)) flags |= MP_PLAN_NOPACK;
-  char *idx = sqlite3_mprintf("%llx;%s%s", (unsigned long long)fields_used(vt->m, info->colUsed),
-                              p.where.z ? p.where.z : "", p.tail.z ? p.tail.z : "");
+  char *note = p.where.n ? source_plan(vt, p.where.z) : NULL;
+  char *idx = sqlite3_mprintf("%llx;%s%s%s", (unsigned long long)fields_used(vt->m, info->colUsed),
+                              p.where.z ? p.where.z : "", p.tail.z ? p.tail.z : "",
+                              note ? note : "");
+  sqlite3_free(note);
   int oom = p.where.oom || p.tail.oom || !idx;
   sqlite3_free(p.where.z);
   sqlite3_free(p.tail.z);
