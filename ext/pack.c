@@ -240,8 +240,9 @@ static int pack_fast(mp_packer *p, sqlite3_value *v, int j, uint8_t *rec) {
     case MP_TEXT:
       b = sqlite3_value_text(v);
       break;
-    default:
-      b = sqlite3_value_blob(v);
+    default: /* BLOB: text goes in as its UTF-8 bytes, as in safe mode */
+      b = sqlite3_value_type(v) == SQLITE_TEXT ? (const void *)sqlite3_value_text(v)
+                                               : sqlite3_value_blob(v);
       break;
   }
   int n = sqlite3_value_bytes(v);
