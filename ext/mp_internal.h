@@ -107,6 +107,7 @@ typedef struct mp_packer {
   size_t buf_alloc;
   size_t heap_used;
   int failed; /* the last pack failed (its error is on the statement) */
+  size_t blob_len; /* length of the last finished blob */
 } mp_packer;
 /* The SQL function through which a source statement packs its rows, and
  * the pointer type of the packer bound as its first argument. */

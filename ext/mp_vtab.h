@@ -19,6 +19,7 @@
 #define MP_PLAN_MODE 0x2
 #define MP_PLAN_UNPACK 0x4
 #define MP_PLAN_NOPACK 0x8 /* the statement never reads packed */
+#define MP_PLAN_SORTED 0x10 /* the source query sorts (ORDER BY pushed) */
 
 #define MP_STMT_CACHE 4
 

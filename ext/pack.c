@@ -285,7 +285,7 @@ const uint8_t *mp_packer_blob(mp_packer *p, size_t *len) {
     memmove(h + MP_HEADER_SIZE + body, h + heap_base(p), p->heap_used);
   mp_wr32(h + MP_H_COUNT, p->count);
   mp_wr32(h + MP_H_HEAP_SIZE, (uint32_t)p->heap_used);
-  *len = MP_HEADER_SIZE + body + p->heap_used;
+  *len = p->blob_len = MP_HEADER_SIZE + body + p->heap_used;
   return h;
 }
 
@@ -295,8 +295,13 @@ const uint8_t *mp_packer_blob(mp_packer *p, size_t *len) {
  * through SQLite's pointer-passing interface, which SQL text cannot forge.
  */
 void mp_pack_row_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  mp_packer *p = sqlite3_value_pointer(argv[0], MP_PACKER_PTR);
+  /* The packer is bound once per run: look its type up once, not per row. */
+  mp_packer *p = sqlite3_get_auxdata(ctx, 0);
   char *err = NULL;
+  if (!p) {
+    p = sqlite3_value_pointer(argv[0], MP_PACKER_PTR);
+    if (p) sqlite3_set_auxdata(ctx, 0, p, NULL);
+  }
   if (!p || argc - 1 != p->nloaded) {
     sqlite3_result_error(ctx, "modelpack: " MP_PACK_FN " is internal to model tables", -1);
     return;

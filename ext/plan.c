@@ -226,6 +226,7 @@ int mp_plan(mp_vtab *vt, sqlite3_index_info *info) {
   plan_cost(&p, flags);
   int packed_col = vt->m->nfield + MP_COL_PACKED;
   if (packed_col < 63 && !((info->colUsed >> packed_col) & 1)) flags |= MP_PLAN_NOPACK;
+  if (info->orderByConsumed) flags |= MP_PLAN_SORTED;
   char *note = p.where.n ? source_plan(vt, p.where.z) : NULL;
   char *idx = sqlite3_mprintf("%llx;%s%s%s", (unsigned long long)fields_used(vt->m, info->colUsed),
                               p.where.z ? p.where.z : "", p.tail.z ? p.tail.z : "",

@@ -22,6 +22,7 @@ typedef struct mp_cursor {
   mp_packer packer;
   int packer_ready;
   int reads_packed;
+  int sorted;        /* source statement sorts: rows are packed ahead */
   uint64_t mask;
   int safe;
   int colmap[MP_MAX_FIELDS]; /* field -> statement column, or -1 */
@@ -251,6 +252,7 @@ static int start_source(mp_cursor *c, int flags, const char *idx,
   const char *clause;
   uint64_t extra = mp_plan_fields(idx, &clause);
   c->reads_packed = !(flags & MP_PLAN_NOPACK);
+  c->sorted = (flags & MP_PLAN_SORTED) != 0;
   uint64_t packed = c->reads_packed ? c->mask : 0;
   int rc = mp_source_stmt(vt, packed, extra, clause, &c->stmt, &c->sql);
   if (rc != SQLITE_OK) return rc;
@@ -286,6 +288,26 @@ static int vt_filter(sqlite3_vtab_cursor *cur, int flags, const char *idx,
   return start_source(c, flags, idx, argv, argi, argc);
 }
 
+/*
+ * Without a sorter the source statement packs each row just before
+ * returning it, so the packer's buffer holds this row: copy from there.
+ * A sorting statement packs ahead of time, so take its stored column.
+ * Either way copy the bytes (result_value would reallocate per row).
+ */
+static void column_packed(mp_cursor *c, sqlite3_context *ctx) {
+  const void *blob;
+  size_t len;
+  if (c->sorted) {
+    sqlite3_value *v = sqlite3_column_value(c->stmt, 0);
+    blob = sqlite3_value_blob(v);
+    len = (size_t)sqlite3_value_bytes(v);
+  } else {
+    blob = c->packer.buf;
+    len = c->packer.blob_len;
+  }
+  sqlite3_result_blob64(ctx, blob, len, SQLITE_TRANSIENT);
+}
+
 static int vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
   mp_cursor *c = (mp_cursor *)cur;
   const mp_model *m = ((mp_vtab *)cur->pVtab)->m;
@@ -297,12 +319,7 @@ static int vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
   }
   switch (i - m->nfield) {
     case MP_COL_PACKED:
-      if (!c->ublob && c->reads_packed) {
-        /* Copy the bytes (result_value would reallocate for every row). */
-        sqlite3_value *v = sqlite3_column_value(c->stmt, 0);
-        sqlite3_result_blob64(ctx, sqlite3_value_blob(v),
-                              (sqlite3_uint64)sqlite3_value_bytes(v), SQLITE_TRANSIENT);
-      }
+      if (!c->ublob && c->reads_packed) column_packed(c, ctx);
       return SQLITE_OK;
     case MP_COL_MASK:
       sqlite3_result_int64(ctx, (sqlite3_int64)c->mask);
