@@ -245,10 +245,9 @@ static int parse_item(mp_model *m, const char *item, char **hooks,
     sqlite3_free(peek.text);
     if (is_option) {
       rc = parse_option(m, &lx, hooks, err);
-    } else if (m->nfield >= MP_MAX_FIELDS) {
-      *err = sqlite3_mprintf("modelpack: %s: too many fields (at most %d)",
-                             m->name, MP_MAX_FIELDS);
-      rc = SQLITE_ERROR;
+    } else if (m->nfield + m->overflow >= MP_MAX_FIELDS) {
+      m->overflow++; /* counted, so the error can say how many there are */
+      rc = SQLITE_OK;
     } else {
       rc = parse_field(m, &lx, err);
     }
@@ -258,6 +257,8 @@ static int parse_item(mp_model *m, const char *item, char **hooks,
 }
 
 static int finish_model(mp_model *m, const char *hooks, char **err) {
+  if (m->overflow)
+    FAIL("too many fields (%d, at most %d)", m->name, m->nfield + m->overflow, MP_MAX_FIELDS);
   if (m->nfield == 0) FAIL("no fields declared", m->name);
   if (m->pk < 0) FAIL("no PRIMARY KEY field", m->name);
   if (!m->source) FAIL("missing source = option (the table or view to read)", m->name);
@@ -293,8 +294,7 @@ int mp_decl_parse(const char *name, int argc, const char *const *argv,
   m->refs = 1;
   m->pk = -1;
   m->name = mp_strdup(name);
-  /* One spare slot so an over-long declaration is reported, not overrun. */
-  m->fields = sqlite3_malloc64(sizeof(mp_field) * (MP_MAX_FIELDS + 1));
+  m->fields = sqlite3_malloc64(sizeof(mp_field) * MP_MAX_FIELDS);
   if (m->name && m->fields) {
     rc = SQLITE_OK;
     for (int i = 3; i < argc && rc == SQLITE_OK; i++)

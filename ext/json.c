@@ -21,6 +21,8 @@ static void double_json(mp_str *s, double d) {
     if (strtod(buf, NULL) == d) break;
   }
   mp_str_cat(s, buf);
+  /* Keep REAL distinguishable from INTEGER for JSON readers: 5.0, not 5. */
+  if (!strpbrk(buf, ".e")) mp_str_cat(s, ".0");
 }
 
 static void value_json(mp_str *s, const mp_model *m, const mp_view *v, uint32_t rec, int f) {

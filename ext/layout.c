@@ -71,7 +71,7 @@ void mp_fn_layout(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char *err = NULL;
   if (!m) return;
   if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL) {
-    if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER) {
+    if (sqlite3_value_numeric_type(argv[1]) != SQLITE_INTEGER) {
       err = sqlite3_mprintf("modelpack: %s: mask must be an integer", m->name);
       {
         mp_fn_error(ctx, SQLITE_ERROR, err);

@@ -42,6 +42,7 @@ typedef struct mp_model {
   char *source;        /* source table or view name */
   char *source_sql;    /* quoted "schema"."name" ready to splice into SQL */
   int nfield;
+  int overflow;        /* fields declared past MP_MAX_FIELDS (an error) */
   int pk;              /* index of the primary-key field */
   mp_field *fields;
   unsigned hooks;      /* declared MP_HOOK_* flags */

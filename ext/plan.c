@@ -50,10 +50,6 @@ static int field_of(const mp_model *m, int col) {
   return col >= 0 && col < m->nfield ? col : -1;
 }
 
-static int is_text(const mp_model *m, int f) {
-  return m->fields[f].type == MP_TEXT || m->fields[f].type == MP_BLOB;
-}
-
 static void use_arg(plan *p, int i, int omit) {
   p->info->aConstraintUsage[i].argvIndex = ++p->argc;
   p->info->aConstraintUsage[i].omit = (unsigned char)omit;
@@ -73,9 +69,9 @@ static void push_constraint(plan *p, int i, int f) {
   const char *coll = sqlite3_vtab_collation(p->info, i);
   int is_cmp = has_arg && c->op != SQLITE_INDEX_CONSTRAINT_LIKE &&
                c->op != SQLITE_INDEX_CONSTRAINT_GLOB;
-  /* Force the collation SQLite chose, whatever the source column declares. */
-  if (is_cmp && coll && (is_text(m, f) || mp_stricmp(coll, "BINARY") != 0))
-    mp_str_printf(&p->where, " COLLATE \"%w\"", coll);
+  /* Force the collation SQLite chose, whatever the source column declares
+   * (a NOCASE column would otherwise compare its own way). */
+  if (is_cmp) mp_str_printf(&p->where, " COLLATE \"%w\"", coll ? coll : "BINARY");
   if (has_arg) use_arg(p, i, 1);
   else p->info->aConstraintUsage[i].omit = 1;
   if (c->op == SQLITE_INDEX_CONSTRAINT_EQ || c->op == SQLITE_INDEX_CONSTRAINT_IS)
@@ -112,7 +108,7 @@ static void push_order(plan *p) {
   for (int i = 0; i < info->nOrderBy; i++) {
     int f = field_of(m, info->aOrderBy[i].iColumn);
     mp_str_printf(&p->tail, "%ss.\"%w\"%s%s", i ? ", " : " ORDER BY ",
-                  m->fields[f].column, is_text(m, f) ? " COLLATE BINARY" : "",
+                  m->fields[f].column, " COLLATE BINARY",
                   info->aOrderBy[i].desc ? " DESC" : "");
   }
   if (info->nOrderBy) info->orderByConsumed = 1;

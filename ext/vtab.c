@@ -202,9 +202,10 @@ static char *read_args(mp_cursor *c, const mp_model *m, int flags,
   *mode = 0;
   if (flags & MP_PLAN_MASK) {
     sqlite3_value *v = argv[(*argi)++];
-    if (sqlite3_value_type(v) == SQLITE_INTEGER)
+    /* The column is INTEGER: '3' means 3, as it would for a table. */
+    if (sqlite3_value_numeric_type(v) == SQLITE_INTEGER)
       mp_mask_check(m, sqlite3_value_int64(v), &c->mask, &err);
-    else if (sqlite3_value_type(v) != SQLITE_NULL)
+    else
       err = sqlite3_mprintf("modelpack: %s: mask must be an integer (see modelpack_mask())", m->name);
     if (err) return err;
   }
