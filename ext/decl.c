@@ -114,6 +114,7 @@ void mp_model_unref(mp_model *m) {
   sqlite3_free(m->source_schema);
   sqlite3_free(m->source);
   sqlite3_free(m->source_sql);
+  sqlite3_free(m->shadow_sql);
   sqlite3_free(m);
 }
 
@@ -217,13 +218,21 @@ static int parse_option(mp_model *m, lexer *lx, char **hooks, char **err) {
     } else {
       rc = parse_source(m, value, err);
     }
+  } else if (mp_stricmp(key, "materialize") == 0) {
+    if (mp_stricmp(value, "stored") == 0 || mp_stricmp(value, "none") == 0) {
+      m->stored = mp_stricmp(value, "stored") == 0;
+    } else {
+      *err = sqlite3_mprintf("modelpack: %s: materialize must be 'stored' or 'none', not '%s'",
+                             m->name, value);
+      rc = SQLITE_ERROR;
+    }
   } else if (mp_stricmp(key, "hooks") == 0) {
     sqlite3_free(*hooks);
     *hooks = value;
     value = NULL;
   } else {
     *err = sqlite3_mprintf(
-        "modelpack: %s: unknown option %s (known: source, hooks)", m->name,
+        "modelpack: %s: unknown option %s (known: source, hooks, materialize)", m->name,
         key);
     rc = SQLITE_ERROR;
   }
@@ -256,12 +265,25 @@ static int parse_item(mp_model *m, const char *item, char **hooks,
   return rc;
 }
 
-static int finish_model(mp_model *m, const char *hooks, char **err) {
-  if (m->overflow)
-    FAIL("too many fields (%d, at most %d)", m->name, m->nfield + m->overflow, MP_MAX_FIELDS);
-  if (m->nfield == 0) FAIL("no fields declared", m->name);
-  if (m->pk < 0) FAIL("no PRIMARY KEY field", m->name);
-  if (!m->source) FAIL("missing source = option (the table or view to read)", m->name);
+mp_model *mp_model_new(char *name, int nfield_max) {
+  mp_model *m = name ? sqlite3_malloc(sizeof *m) : NULL;
+  if (!m) {
+    sqlite3_free(name);
+    return NULL;
+  }
+  memset(m, 0, sizeof *m);
+  m->refs = 1;
+  m->pk = -1;
+  m->name = name;
+  m->fields = sqlite3_malloc64(sizeof(mp_field) * (size_t)nfield_max);
+  if (!m->fields) {
+    mp_model_unref(m);
+    return NULL;
+  }
+  return m;
+}
+
+int mp_model_finish(mp_model *m) {
   m->names = sqlite3_malloc64(sizeof(char *) * (size_t)m->nfield);
   m->types = sqlite3_malloc64((size_t)m->nfield);
   if (!m->names || !m->types) return SQLITE_NOMEM;
@@ -270,6 +292,16 @@ static int finish_model(mp_model *m, const char *hooks, char **err) {
     m->types[i] = m->fields[i].type;
     if (m->fields[i].hooked) m->setattr |= (uint64_t)1 << i;
   }
+  return SQLITE_OK;
+}
+
+static int finish_model(mp_model *m, const char *hooks, char **err) {
+  if (m->overflow)
+    FAIL("too many fields (%d, at most %d)", m->name, m->nfield + m->overflow, MP_MAX_FIELDS);
+  if (m->nfield == 0) FAIL("no fields declared", m->name);
+  if (m->pk < 0) FAIL("no PRIMARY KEY field", m->name);
+  if (!m->source) FAIL("missing source = option (the table or view to read)", m->name);
+  if (mp_model_finish(m) != SQLITE_OK) return SQLITE_NOMEM;
   m->source_sql = m->source_schema
                       ? sqlite3_mprintf("\"%w\".\"%w\"", m->source_schema, m->source)
                       : sqlite3_mprintf("\"%w\"", m->source);
@@ -285,22 +317,13 @@ static int finish_model(mp_model *m, const char *hooks, char **err) {
 
 int mp_decl_parse(const char *name, int argc, const char *const *argv,
                   mp_model **out, char **err) {
-  mp_model *m = sqlite3_malloc(sizeof *m);
+  mp_model *m = mp_model_new(mp_strdup(name), MP_MAX_FIELDS);
   char *hooks = NULL;
-  int rc = SQLITE_NOMEM;
+  int rc = SQLITE_OK;
   *out = NULL;
   if (!m) return SQLITE_NOMEM;
-  memset(m, 0, sizeof *m);
-  m->refs = 1;
-  m->pk = -1;
-  m->name = mp_strdup(name);
-  m->fields = sqlite3_malloc64(sizeof(mp_field) * MP_MAX_FIELDS);
-  if (m->name && m->fields) {
-    rc = SQLITE_OK;
-    for (int i = 3; i < argc && rc == SQLITE_OK; i++)
-      rc = parse_item(m, argv[i], &hooks, err);
-    if (rc == SQLITE_OK) rc = finish_model(m, hooks, err);
-  }
+  for (int i = 3; i < argc && rc == SQLITE_OK; i++) rc = parse_item(m, argv[i], &hooks, err);
+  if (rc == SQLITE_OK) rc = finish_model(m, hooks, err);
   sqlite3_free(hooks);
   if (rc != SQLITE_OK) {
     mp_model_unref(m);
@@ -318,6 +341,6 @@ char *mp_decl_schema_sql(const mp_model *m) {
                   mp_type_name(m->fields[i].type));
   mp_str_cat(&s,
              "packed BLOB HIDDEN, mask INTEGER HIDDEN, mode TEXT HIDDEN, "
-             "unpack BLOB HIDDEN)");
+             "unpack BLOB HIDDEN, batch INTEGER HIDDEN)");
   return mp_str_finish(&s);
 }

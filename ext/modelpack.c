@@ -43,6 +43,7 @@ int sqlite3_modelpack_init(sqlite3 *db, char **err,
   }
   rc = mp_register_unpack(db, r);
   if (rc == SQLITE_OK) rc = mp_register_functions(db, r);
+  if (rc == SQLITE_OK) rc = mp_register_stored(db, r);
   if (rc != SQLITE_OK)
     *err = sqlite3_mprintf("modelpack: cannot register functions: %s", sqlite3_errmsg(db));
   return rc;

@@ -47,14 +47,41 @@ typedef struct mp_model {
   mp_field *fields;
   unsigned hooks;      /* declared MP_HOOK_* flags */
   uint64_t setattr;    /* declared per-field setattr hooks (bit per field) */
+  int stored;          /* materialize = stored */
+  char *shadow_sql;    /* quoted "schema"."<name>_packed" (stored models) */
   const char **names;  /* field names, for mp_fingerprint */
   unsigned char *types;
 } mp_model;
+
+/* stmtcache.c: idle prepared statements by SQL text. */
+#define MP_STMT_CACHE 4
+typedef struct mp_stmt_cache {
+  char *sql[MP_STMT_CACHE]; /* newest first */
+  sqlite3_stmt *stmt[MP_STMT_CACHE];
+} mp_stmt_cache;
+/* An idle statement for sql, or a fresh one (error: see sqlite3_errmsg). */
+int mp_cache_take(mp_stmt_cache *c, sqlite3 *db, const char *sql,
+                  sqlite3_stmt **out);
+/* Return a statement (reset here); takes ownership of sql. */
+void mp_cache_give(mp_stmt_cache *c, char *sql, sqlite3_stmt *stmt);
+void mp_cache_clear(mp_stmt_cache *c);
+
+/* args.c: hidden-column arguments (mask, mode, batch). */
+#define MP_MODE_AUTO 0
+#define MP_MODE_FAST 1
+#define MP_MODE_SAFE 2
+void mp_arg_mask(const mp_model *m, sqlite3_value *v, uint64_t *mask, char **err);
+void mp_arg_mode(const mp_model *m, sqlite3_value *v, int *mode, char **err);
+void mp_arg_batch(const mp_model *m, sqlite3_value *v, uint32_t *batch, char **err);
 
 /* decl.c: parse a declaration (argv of xCreate/xConnect). */
 int mp_decl_parse(const char *name, int argc, const char *const *argv,
                   mp_model **out, char **err);
 char *mp_decl_schema_sql(const mp_model *m); /* CREATE TABLE for declare_vtab */
+/* A model with room for nfield_max fields (takes ownership of name). */
+mp_model *mp_model_new(char *name, int nfield_max);
+/* Derive the names/types arrays once the fields are filled in. */
+int mp_model_finish(mp_model *m);
 int mp_model_field(const mp_model *m, const char *name); /* index or -1 */
 void mp_model_unref(mp_model *m);
 const char *mp_type_name(int type);
@@ -102,6 +129,7 @@ typedef struct mp_packer {
   int safe;
   uint32_t record_size;
   uint32_t capacity; /* records per blob */
+  uint32_t rec_cap;  /* records the buffer has room for (<= capacity) */
   uint32_t count;    /* records packed so far */
   uint16_t flags;
   uint8_t *buf;      /* header | capacity records | heap */
@@ -116,13 +144,41 @@ typedef struct mp_packer {
 #define MP_PACKER_PTR "modelpack-packer"
 void mp_pack_row_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 int mp_packer_init(mp_packer *p, const mp_model *m, uint64_t mask, int safe,
-                   uint32_t capacity);
+                   uint32_t capacity, int batch);
 void mp_packer_reset(mp_packer *p);
 void mp_packer_free(mp_packer *p);
 /* Append one record from the values of the loaded fields, in order. */
 int mp_pack_values(mp_packer *p, sqlite3_value **vals, char **err);
+/* Append one record copied (sliced to the packer's mask) from a stored one. */
+int mp_pack_slice(mp_packer *p, const mp_view *v, uint32_t rec);
 /* Finish the blob; the pointer stays valid until the next reset. */
 const uint8_t *mp_packer_blob(mp_packer *p, size_t *len);
+
+/* stored.c: materialize = stored. */
+int mp_stored_create(sqlite3 *db, const char *schema, const mp_model *m, char **err);
+void mp_stored_drop(sqlite3 *db, const char *schema, const mp_model *m);
+int mp_stored_rebuild(sqlite3 *db, const mp_model *m, sqlite3_int64 *rows, char **err);
+int mp_stored_shadow_name(const char *suffix);
+int mp_register_stored(sqlite3 *db, mp_registry *r);
+
+/* reader.c: a statement's rows packed into blobs, one row or a batch each. */
+enum { MP_READ_FN, MP_READ_COLS, MP_READ_STORED };
+typedef struct mp_reader {
+  sqlite3_stmt *stmt; /* owned by the caller */
+  int how;            /* MP_READ_* */
+  int colidx[MP_MAX_FIELDS]; /* MP_READ_COLS: column of each loaded field */
+  int *depth;         /* recursion guard shared by one table, or NULL */
+  mp_packer packer;
+  int ready;
+  int done; /* the statement has returned SQLITE_DONE */
+  sqlite3_value *vals[MP_MAX_FIELDS];
+} mp_reader;
+int mp_reader_config(mp_reader *r, const mp_model *m, uint64_t mask, int safe,
+                     uint32_t capacity, int batch);
+void mp_reader_free(mp_reader *r);
+/* SQLITE_ROW: a blob is ready in r->packer; SQLITE_DONE: no more rows;
+ * otherwise an error, described by *err when it is set. */
+int mp_reader_fill(mp_reader *r, char **err);
 
 /* blob.c: open a blob given to a function, checked against a model. */
 int mp_blob_open(const mp_model *m, sqlite3_value *v, mp_view *view,

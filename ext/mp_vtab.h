@@ -13,6 +13,7 @@
 #define MP_COL_MASK 1
 #define MP_COL_MODE 2
 #define MP_COL_UNPACK 3
+#define MP_COL_BATCH 4
 
 /* idxNum bits: which hidden-column arguments come first in argv. */
 #define MP_PLAN_MASK 0x1
@@ -20,13 +21,8 @@
 #define MP_PLAN_UNPACK 0x4
 #define MP_PLAN_NOPACK 0x8 /* the statement never reads packed */
 #define MP_PLAN_SORTED 0x10 /* the source query sorts (ORDER BY pushed) */
-
-#define MP_STMT_CACHE 4
-
-typedef struct mp_cached {
-  char *sql;
-  sqlite3_stmt *stmt;
-} mp_cached;
+#define MP_PLAN_BATCH 0x20  /* a batch-size argument follows mask and mode */
+#define MP_PLAN_PKONLY 0x40 /* every pushed term is on the primary key */
 
 typedef struct mp_vtab {
   sqlite3_vtab base;
@@ -34,9 +30,19 @@ typedef struct mp_vtab {
   mp_registry *reg;
   char *schema;
   mp_model *m;
-  mp_cached cache[MP_STMT_CACHE]; /* idle source statements, newest first */
+  mp_stmt_cache cache; /* idle source statements */
   int depth; /* > 0 while a source statement steps */
 } mp_vtab;
+
+/* cursor.c: the read side of the module. */
+int mp_cursor_open(sqlite3_vtab *p, sqlite3_vtab_cursor **out);
+int mp_cursor_close(sqlite3_vtab_cursor *cur);
+int mp_cursor_filter(sqlite3_vtab_cursor *cur, int flags, const char *idx, int argc,
+                     sqlite3_value **argv);
+int mp_cursor_next(sqlite3_vtab_cursor *cur);
+int mp_cursor_eof(sqlite3_vtab_cursor *cur);
+int mp_cursor_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i);
+int mp_cursor_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid);
 
 /* plan.c */
 int mp_plan(mp_vtab *vt, sqlite3_index_info *info);
@@ -45,9 +51,8 @@ uint64_t mp_plan_fields(const char *idx, const char **clause);
 
 /* source.c */
 int mp_source_check(sqlite3 *db, const char *schema, mp_model *m, char **err);
-int mp_source_stmt(mp_vtab *vt, uint64_t packed, uint64_t extra,
-                   const char *clause, sqlite3_stmt **out, char **sql_out);
-void mp_source_release(mp_vtab *vt, char *sql, sqlite3_stmt *stmt);
-void mp_source_clear(mp_vtab *vt);
+/* The SELECT for one read (see source.c); NULL when out of memory. */
+char *mp_source_sql(const mp_model *m, int how, uint64_t packed, uint64_t extra,
+                    const char *clause);
 
 #endif

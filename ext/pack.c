@@ -1,11 +1,13 @@
 /*
  * pack.c -- the one packer: SQL values in, layout-v1 blobs out.
  *
- * Every producer of packed data (the model table, and later queries and
- * batches) feeds rows through mp_pack_values() and takes the finished blob
- * from mp_packer_blob().  The buffer is laid out exactly like the blob
- * (header | capacity records | heap) and is reused from blob to blob, so the
- * steady state allocates nothing.
+ * Every producer of packed data (model tables, modelpack_query, stored
+ * records; one row or a batch) appends records with mp_pack_values() (from
+ * SQL values) or mp_pack_slice() (from a stored record) and takes the
+ * finished blob from mp_packer_blob().  The buffer is laid out like the
+ * blob (header | reserved records | heap); the record space grows by
+ * doubling up to the batch capacity, and the buffer is reused from blob to
+ * blob, so the steady state allocates nothing.
  *
  * Fast packing converts each value with SQLite's own sqlite3_value_* rules
  * and checks nothing; safe packing accepts a value only if it has the field's
@@ -22,14 +24,17 @@
 
 #define MP_HEAP_START 256
 
+#define MP_RECORDS_START 16 /* records reserved before the first growth */
+
 int mp_packer_init(mp_packer *p, const mp_model *m, uint64_t mask, int safe,
-                   uint32_t capacity) {
+                   uint32_t capacity, int batch) {
   memset(p, 0, sizeof *p);
   p->m = m;
   p->mask = mask;
   p->safe = safe;
   p->capacity = capacity ? capacity : 1;
-  p->flags = safe ? MP_FLAG_SAFE : 0;
+  p->rec_cap = p->capacity < MP_RECORDS_START ? p->capacity : MP_RECORDS_START;
+  p->flags = (uint16_t)((safe ? MP_FLAG_SAFE : 0) | (batch ? MP_FLAG_BATCH : 0));
   for (int i = 0; i < m->nfield; i++) {
     if (!((mask >> i) & 1)) continue;
     p->loaded[p->nloaded++] = i;
@@ -38,7 +43,7 @@ int mp_packer_init(mp_packer *p, const mp_model *m, uint64_t mask, int safe,
   }
   p->record_size = mp_record_size(mask);
   p->fingerprint = mp_fingerprint(m->names, m->types, m->nfield, mask);
-  p->buf_alloc = MP_HEADER_SIZE + (size_t)p->capacity * p->record_size +
+  p->buf_alloc = MP_HEADER_SIZE + (size_t)p->rec_cap * p->record_size +
                  MP_HEAP_START;
   p->buf = sqlite3_malloc64(p->buf_alloc);
   if (!p->buf) return SQLITE_NOMEM;
@@ -66,7 +71,33 @@ void mp_packer_free(mp_packer *p) {
 }
 
 static size_t heap_base(const mp_packer *p) {
-  return MP_HEADER_SIZE + (size_t)p->capacity * p->record_size;
+  return MP_HEADER_SIZE + (size_t)p->rec_cap * p->record_size;
+}
+
+static int grow(mp_packer *p, size_t need) {
+  size_t a = p->buf_alloc * 2;
+  while (a < need) a *= 2;
+  uint8_t *nb = sqlite3_realloc64(p->buf, a);
+  if (!nb) return SQLITE_NOMEM;
+  p->buf = nb;
+  p->buf_alloc = a;
+  return SQLITE_OK;
+}
+
+/* Room for one more record: double the reserved records, moving the heap
+ * up.  Only the first batches of a read ever get here. */
+static int reserve_record(mp_packer *p) {
+  if (p->count < p->rec_cap) return SQLITE_OK;
+  if (p->count >= p->capacity) return SQLITE_INTERNAL; /* callers stop at capacity */
+  uint32_t cap = p->rec_cap * 2 < p->capacity ? p->rec_cap * 2 : p->capacity;
+  size_t old_base = heap_base(p);
+  size_t new_base = MP_HEADER_SIZE + (size_t)cap * p->record_size;
+  if (new_base + p->heap_used + MP_HEAP_START > p->buf_alloc &&
+      grow(p, new_base + p->heap_used + MP_HEAP_START) != SQLITE_OK)
+    return SQLITE_NOMEM;
+  memmove(p->buf + new_base, p->buf + old_base, p->heap_used);
+  p->rec_cap = cap;
+  return SQLITE_OK;
 }
 
 /* Copy n bytes plus a NUL into the heap and point the slot at them.  The
@@ -75,14 +106,7 @@ static int heap_put(mp_packer *p, size_t slot_off, const void *data,
                     size_t n) {
   size_t need = heap_base(p) + p->heap_used + n + 1;
   if (p->heap_used + n + 1 > UINT32_MAX) return SQLITE_TOOBIG;
-  if (need > p->buf_alloc) {
-    size_t a = p->buf_alloc * 2;
-    while (a < need) a *= 2;
-    uint8_t *nb = sqlite3_realloc64(p->buf, a);
-    if (!nb) return SQLITE_NOMEM;
-    p->buf = nb;
-    p->buf_alloc = a;
-  }
+  if (need > p->buf_alloc && grow(p, need) != SQLITE_OK) return SQLITE_NOMEM;
   uint8_t *dst = p->buf + heap_base(p) + p->heap_used;
   if (n) memcpy(dst, data, n);
   dst[n] = 0;
@@ -251,6 +275,7 @@ static int pack_fast(mp_packer *p, sqlite3_value *v, int j, uint8_t *rec) {
 }
 
 int mp_pack_values(mp_packer *p, sqlite3_value **vals, char **err) {
+  if (reserve_record(p) != SQLITE_OK) return SQLITE_NOMEM;
   /* Records are addressed by offset: heap growth may move the buffer. */
   size_t rec_off = MP_HEADER_SIZE + (size_t)p->count * p->record_size;
   uint64_t nulls = 0;
@@ -278,10 +303,34 @@ int mp_pack_values(mp_packer *p, sqlite3_value **vals, char **err) {
   return SQLITE_OK;
 }
 
+int mp_pack_slice(mp_packer *p, const mp_view *v, uint32_t rec) {
+  if (reserve_record(p) != SQLITE_OK) return SQLITE_NOMEM;
+  size_t rec_off = MP_HEADER_SIZE + (size_t)p->count * p->record_size;
+  uint64_t nulls = 0;
+  memset(p->buf + rec_off, 0, p->record_size);
+  for (int j = 0; j < p->nloaded; j++) {
+    int f = p->loaded[j];
+    size_t slot = rec_off + MP_SLOT_SIZE * (1 + (size_t)j);
+    if (!mp_is_loaded(v, f) || mp_is_null(v, rec, f)) {
+      nulls |= (uint64_t)1 << f;
+    } else if ((p->varmask >> f) & 1) {
+      uint32_t n;
+      const uint8_t *b = mp_get_bytes(v, rec, f, &n);
+      int rc = heap_put(p, slot, b, n);
+      if (rc != SQLITE_OK) return rc;
+    } else {
+      memcpy(p->buf + slot, mp_record(v, rec) + mp_slot_offset(v->mask, f), 8);
+    }
+  }
+  mp_wr64(p->buf + rec_off, nulls);
+  p->count++;
+  return SQLITE_OK;
+}
+
 const uint8_t *mp_packer_blob(mp_packer *p, size_t *len) {
   uint8_t *h = p->buf;
   size_t body = (size_t)p->count * p->record_size;
-  if (p->count < p->capacity)
+  if (p->count < p->rec_cap)
     memmove(h + MP_HEADER_SIZE + body, h + heap_base(p), p->heap_used);
   mp_wr32(h + MP_H_COUNT, p->count);
   mp_wr32(h + MP_H_HEAP_SIZE, (uint32_t)p->heap_used);
@@ -290,9 +339,11 @@ const uint8_t *mp_packer_blob(mp_packer *p, size_t *len) {
 }
 
 /*
- * modelpack_pack_row(<packer pointer>, v1, v2, ...): pack one row.  Only a
- * model table's own source statement can call it usefully: the packer comes
- * through SQLite's pointer-passing interface, which SQL text cannot forge.
+ * modelpack_pack_row(<packer pointer>, v1, v2, ...): append one record.
+ * Only a model table's own source statement can call it usefully: the
+ * packer comes through SQLite's pointer-passing interface, which SQL text
+ * cannot forge.  Used only where the statement does not sort, so it is
+ * called for each row just before the row is returned, in order.
  */
 void mp_pack_row_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   /* The packer is bound once per run: look its type up once, not per row. */
@@ -306,7 +357,6 @@ void mp_pack_row_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_result_error(ctx, "modelpack: " MP_PACK_FN " is internal to model tables", -1);
     return;
   }
-  mp_packer_reset(p);
   int rc = mp_pack_values(p, argv + 1, &err);
   p->failed = rc != SQLITE_OK;
   if (rc != SQLITE_OK) {
@@ -316,10 +366,5 @@ void mp_pack_row_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_free(err);
     return;
   }
-  size_t len;
-  const uint8_t *blob = mp_packer_blob(p, &len);
-  /* Not copied: the model table's statement is a plain SELECT whose row is
-   * read (or copied into a sorter record) before the next row is packed
-   * over this buffer, and the table copies it into its own result. */
-  sqlite3_result_blob64(ctx, blob, len, SQLITE_STATIC);
+  /* The record stays in the packer; the caller takes the finished blob. */
 }

@@ -23,6 +23,7 @@ typedef struct plan {
   int pk_eq;         /* equality on the primary key */
   int field_eq;      /* equality on some other field */
   int range;
+  int non_pk;        /* something pushed is on a field other than the key */
 } plan;
 
 static const char *op_sql(unsigned char op, int *has_arg) {
@@ -74,6 +75,7 @@ static void push_constraint(plan *p, int i, int f) {
   if (is_cmp) mp_str_printf(&p->where, " COLLATE \"%w\"", coll ? coll : "BINARY");
   if (has_arg) use_arg(p, i, 1);
   else p->info->aConstraintUsage[i].omit = 1;
+  if (f != m->pk) p->non_pk = 1;
   if (c->op == SQLITE_INDEX_CONSTRAINT_EQ || c->op == SQLITE_INDEX_CONSTRAINT_IS)
     (f == m->pk ? (p->pk_eq = 1) : (p->field_eq = 1));
   else
@@ -83,16 +85,16 @@ static void push_constraint(plan *p, int i, int f) {
 /* Hidden-column arguments must be usable equalities, or the plan is void. */
 static int take_hidden(plan *p, int *flags) {
   const sqlite3_index_info *info = p->info;
-  const int hidden_flag[] = {0, MP_PLAN_MASK, MP_PLAN_MODE, MP_PLAN_UNPACK};
-  int where[4] = {-1, -1, -1, -1};
+  const int hidden_flag[] = {0, MP_PLAN_MASK, MP_PLAN_MODE, MP_PLAN_UNPACK, MP_PLAN_BATCH};
+  int where[5] = {-1, -1, -1, -1, -1};
   for (int i = 0; i < info->nConstraint; i++) {
     int h = info->aConstraint[i].iColumn - p->vt->m->nfield;
-    if (h <= MP_COL_PACKED || h > MP_COL_UNPACK) continue;
+    if (h <= MP_COL_PACKED || h > MP_COL_BATCH) continue;
     if (info->aConstraint[i].op != SQLITE_INDEX_CONSTRAINT_EQ) continue;
     if (!info->aConstraint[i].usable) return SQLITE_CONSTRAINT;
     where[h] = i;
   }
-  for (int h = MP_COL_MASK; h <= MP_COL_UNPACK; h++) {
+  for (int h = MP_COL_MASK; h <= MP_COL_BATCH; h++) {
     if (where[h] < 0) continue;
     *flags |= hidden_flag[h];
     use_arg(p, where[h], 1);
@@ -107,6 +109,7 @@ static void push_order(plan *p) {
     if (field_of(m, info->aOrderBy[i].iColumn) < 0) return;
   for (int i = 0; i < info->nOrderBy; i++) {
     int f = field_of(m, info->aOrderBy[i].iColumn);
+    if (f != m->pk) p->non_pk = 1;
     mp_str_printf(&p->tail, "%ss.\"%w\"%s%s", i ? ", " : " ORDER BY ",
                   m->fields[f].column, " COLLATE BINARY",
                   info->aOrderBy[i].desc ? " DESC" : "");
@@ -134,7 +137,7 @@ static void push_limit(plan *p) {
   }
 }
 
-static void plan_source(plan *p) {
+static void plan_source(plan *p, int flags) {
   sqlite3_index_info *info = p->info;
   for (int i = 0; i < info->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &info->aConstraint[i];
@@ -150,7 +153,8 @@ static void plan_source(plan *p) {
     push_constraint(p, i, f);
   }
   push_order(p);
-  push_limit(p);
+  /* With batches, LIMIT counts blobs, not source rows. */
+  if (!(flags & MP_PLAN_BATCH)) push_limit(p);
 }
 
 static void plan_cost(plan *p, int flags) {
@@ -185,20 +189,25 @@ static uint64_t fields_used(const mp_model *m, sqlite3_uint64 used) {
 }
 
 /*
- * How the source will run the pushed WHERE, as an SQL comment appended to
- * the clause, e.g. "source: SEARCH s USING INTEGER PRIMARY KEY (rowid=?)".
- * EXPLAIN QUERY PLAN on the model then shows whether the source's index is
- * used.  Best effort: any failure just leaves the note out.
+ * How the source will run the pushed WHERE and ORDER BY, as an SQL comment
+ * appended to the clause, e.g. "source: SEARCH s USING INTEGER PRIMARY KEY
+ * (rowid=?)": EXPLAIN QUERY PLAN on the model then shows whether the
+ * source's index is used.  *sorts says whether the source needs a sorter,
+ * which decides how rows are packed (see vtab.c).
  */
-static char *source_plan(mp_vtab *vt, const char *where) {
-  char *sql = sqlite3_mprintf("EXPLAIN QUERY PLAN SELECT 1 FROM %s AS s %s",
-                              vt->m->source_sql, where);
+static char *source_plan(mp_vtab *vt, const char *where, const char *order,
+                         int *sorts) {
+  char *sql = sqlite3_mprintf("EXPLAIN QUERY PLAN SELECT 1 FROM %s AS s %s%s",
+                              vt->m->source_sql, where, order);
   sqlite3_stmt *st = NULL;
   mp_str s = {0};
+  *sorts = 1; /* unless the plan says otherwise */
   if (sql && sqlite3_prepare_v2(vt->db, sql, -1, &st, NULL) == SQLITE_OK) {
+    *sorts = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
       const char *detail = (const char *)sqlite3_column_text(st, 3);
       if (!detail || strstr(detail, "*/")) continue;
+      if (strstr(detail, "TEMP B-TREE")) *sorts = 1;
       mp_str_printf(&s, "%s%s", s.n ? "; " : " /* source: ", detail);
     }
   }
@@ -218,12 +227,16 @@ int mp_plan(mp_vtab *vt, sqlite3_index_info *info) {
   int rc = take_hidden(&p, &flags);
   if (rc != SQLITE_OK) return rc;
   /* Unpacking reads the blob, not the source: SQLite checks the rest. */
-  if (!(flags & MP_PLAN_UNPACK)) plan_source(&p);
+  if (!(flags & MP_PLAN_UNPACK)) plan_source(&p, flags);
   plan_cost(&p, flags);
   int packed_col = vt->m->nfield + MP_COL_PACKED;
   if (packed_col < 63 && !((info->colUsed >> packed_col) & 1)) flags |= MP_PLAN_NOPACK;
-  if (info->orderByConsumed) flags |= MP_PLAN_SORTED;
-  char *note = p.where.n ? source_plan(vt, p.where.z) : NULL;
+  if (!p.non_pk && p.all_consumed) flags |= MP_PLAN_PKONLY;
+  int sorts = 0;
+  char *note = p.where.n || info->orderByConsumed
+                   ? source_plan(vt, p.where.z ? p.where.z : "", p.tail.z ? p.tail.z : "", &sorts)
+                   : NULL;
+  if (info->orderByConsumed && sorts) flags |= MP_PLAN_SORTED;
   char *idx = sqlite3_mprintf("%llx;%s%s%s", (unsigned long long)fields_used(vt->m, info->colUsed),
                               p.where.z ? p.where.z : "", p.tail.z ? p.tail.z : "",
                               note ? note : "");

@@ -1,0 +1,246 @@
+/*
+ * cursor.c -- reading a model table: xOpen ... xClose.
+ *
+ * xFilter picks how rows are packed and builds the source statement
+ * (plan.c decided what to push, source.c writes the SQL):
+ *   - the source does not sort: the statement packs each row itself
+ *     (MP_READ_FN), handing values to the packer without a
+ *     sqlite3_column_* call per field;
+ *   - it sorts: rows are packed from its result columns (MP_READ_COLS),
+ *     since a sorter evaluates the select list ahead of returning rows;
+ *   - a stored model read only by primary key: stored records are sliced
+ *     (MP_READ_STORED);
+ *   - the query never reads `packed`: nothing is packed.
+ * Rows come out one per blob, or `batch` records per blob.  The fast/safe
+ * choice uses the hooks in force when the cursor opened (query start).
+ */
+#include <string.h>
+
+#include "mp_util.h"
+#include "mp_vtab.h"
+
+#define MP_NOPACK (-1)
+
+typedef struct mp_cursor {
+  sqlite3_vtab_cursor base;
+  mp_reader rd;  /* rd.stmt: the source statement */
+  char *sql;     /* its text, the statement cache's key */
+  int how;       /* MP_READ_* or MP_NOPACK */
+  uint32_t batch; /* records per blob; 0 = one row per blob, no BATCH flag */
+  uint64_t mask;
+  int safe;
+  int colmap[MP_MAX_FIELDS]; /* field -> statement column, or -1 */
+  int eof;
+  sqlite3_int64 rowno;
+  const uint8_t *blob; /* the current packed blob */
+  size_t blob_len;
+  unsigned snap_hooks; /* run-time hooks when the query started */
+  uint64_t snap_setattr;
+  sqlite3_value *ublob; /* unpack: the blob being read back */
+  mp_view view;
+  uint32_t rec;
+} mp_cursor;
+
+static int set_error(mp_vtab *vt, char *msg) {
+  sqlite3_free(vt->base.zErrMsg);
+  vt->base.zErrMsg = msg;
+  return msg ? SQLITE_ERROR : SQLITE_NOMEM;
+}
+
+int mp_cursor_open(sqlite3_vtab *p, sqlite3_vtab_cursor **out) {
+  mp_vtab *vt = (mp_vtab *)p;
+  mp_cursor *c = sqlite3_malloc(sizeof *c);
+  if (!c) return SQLITE_NOMEM;
+  memset(c, 0, sizeof *c);
+  c->eof = 1;
+  mp_entry *e = mp_registry_get(vt->reg, vt->schema, vt->m->name);
+  if (e) {
+    c->snap_hooks = e->hooks;
+    c->snap_setattr = e->setattr;
+  }
+  *out = &c->base;
+  return SQLITE_OK;
+}
+
+static void cursor_reset(mp_cursor *c) {
+  mp_vtab *vt = (mp_vtab *)c->base.pVtab;
+  mp_cache_give(&vt->cache, c->sql, c->rd.stmt);
+  c->sql = NULL;
+  c->rd.stmt = NULL;
+  sqlite3_value_free(c->ublob);
+  c->ublob = NULL;
+  c->eof = 1;
+}
+
+int mp_cursor_close(sqlite3_vtab_cursor *cur) {
+  mp_cursor *c = (mp_cursor *)cur;
+  cursor_reset(c);
+  mp_reader_free(&c->rd);
+  sqlite3_free(c);
+  return SQLITE_OK;
+}
+
+/* A read that packs nothing: plain steps, still guarded against recursion. */
+static int step_plain(mp_cursor *c, mp_vtab *vt) {
+  if (vt->depth > 0)
+    return set_error(vt, sqlite3_mprintf(
+        "modelpack: %s: the source reads the model itself (recursion)", vt->m->name));
+  vt->depth++;
+  int rc = sqlite3_step(c->rd.stmt);
+  vt->depth--;
+  return rc;
+}
+
+static int cursor_step(mp_cursor *c) {
+  mp_vtab *vt = (mp_vtab *)c->base.pVtab;
+  char *err = NULL;
+  int rc;
+  if (c->ublob) {
+    c->eof = ++c->rec >= c->view.count;
+    return SQLITE_OK;
+  }
+  rc = c->how == MP_NOPACK ? step_plain(c, vt) : mp_reader_fill(&c->rd, &err);
+  if (rc == SQLITE_ROW) {
+    c->rowno++;
+    if (c->how != MP_NOPACK) c->blob = mp_packer_blob(&c->rd.packer, &c->blob_len);
+    return SQLITE_OK;
+  }
+  c->eof = 1;
+  if (rc == SQLITE_DONE) return SQLITE_OK;
+  if (vt->base.zErrMsg && !err) return rc; /* step_plain said why */
+  if (!err)
+    err = sqlite3_mprintf("modelpack: %s: reading %s: %s", vt->m->name,
+                          c->how == MP_READ_STORED ? "stored records" : vt->m->source,
+                          sqlite3_errmsg(vt->db));
+  set_error(vt, err);
+  return rc == SQLITE_NOMEM ? rc : SQLITE_ERROR;
+}
+
+int mp_cursor_next(sqlite3_vtab_cursor *cur) { return cursor_step((mp_cursor *)cur); }
+
+int mp_cursor_eof(sqlite3_vtab_cursor *cur) { return ((mp_cursor *)cur)->eof; }
+
+static int start_unpack(mp_cursor *c, sqlite3_value *blob) {
+  mp_vtab *vt = (mp_vtab *)c->base.pVtab;
+  char *err = NULL;
+  c->ublob = sqlite3_value_dup(blob);
+  if (!c->ublob) return SQLITE_NOMEM;
+  if (mp_blob_open(vt->m, c->ublob, &c->view, &err) != SQLITE_OK) return set_error(vt, err);
+  c->mask = c->view.mask;
+  c->safe = (c->view.flags & MP_FLAG_SAFE) != 0;
+  c->rec = 0;
+  c->eof = 0;
+  return SQLITE_OK;
+}
+
+static int choose_how(const mp_model *m, int flags, uint64_t extra) {
+  if (flags & MP_PLAN_NOPACK) return MP_NOPACK;
+  if (m->stored && (flags & MP_PLAN_PKONLY) && !(extra & ~((uint64_t)1 << m->pk)))
+    return MP_READ_STORED;
+  return flags & MP_PLAN_SORTED ? MP_READ_COLS : MP_READ_FN;
+}
+
+/* Statement columns: packed fields (COLS) or the packer call / stored
+ * record (FN, STORED) come first, then every field the query reads. */
+static void map_columns(mp_cursor *c, const mp_model *m, uint64_t extra) {
+  int col = c->how == MP_READ_COLS   ? c->rd.packer.nloaded
+            : c->how == MP_READ_FN   ? 1
+            : c->how == MP_READ_STORED ? 2
+                                       : 0;
+  for (int j = 0; c->how == MP_READ_COLS && j < c->rd.packer.nloaded; j++) c->rd.colidx[j] = j;
+  for (int i = 0; i < m->nfield; i++) c->colmap[i] = (extra >> i) & 1 ? col++ : -1;
+}
+
+static int start_source(mp_cursor *c, int flags, const char *idx, sqlite3_value **argv,
+                        int argi, int argc) {
+  mp_vtab *vt = (mp_vtab *)c->base.pVtab;
+  const mp_model *m = vt->m;
+  const char *clause;
+  uint64_t extra = mp_plan_fields(idx, &clause);
+  int rc = SQLITE_OK, bind = 1;
+  c->how = choose_how(m, flags, extra);
+  if (c->how != MP_NOPACK)
+    rc = mp_reader_config(&c->rd, m, c->mask, c->safe, c->batch ? c->batch : 1, c->batch > 0);
+  if (rc != SQLITE_OK) return rc;
+  c->sql = mp_source_sql(m, c->how, c->how == MP_NOPACK ? 0 : c->mask, extra, clause);
+  if (!c->sql) return SQLITE_NOMEM;
+  rc = mp_cache_take(&vt->cache, vt->db, c->sql, &c->rd.stmt);
+  if (rc != SQLITE_OK)
+    return set_error(vt, sqlite3_mprintf("modelpack: %s: cannot read %s: %s", m->name,
+                                         c->how == MP_READ_STORED ? "stored records" : m->source,
+                                         sqlite3_errmsg(vt->db)));
+  c->rd.how = c->how;
+  c->rd.depth = &vt->depth;
+  map_columns(c, m, extra);
+  if (c->how == MP_READ_FN)
+    rc = sqlite3_bind_pointer(c->rd.stmt, bind++, &c->rd.packer, MP_PACKER_PTR, NULL);
+  for (int k = argi; k < argc && rc == SQLITE_OK; k++)
+    rc = sqlite3_bind_value(c->rd.stmt, bind++, argv[k]);
+  if (rc != SQLITE_OK) return rc;
+  c->rowno = 0;
+  c->eof = 0;
+  return cursor_step(c);
+}
+
+int mp_cursor_filter(sqlite3_vtab_cursor *cur, int flags, const char *idx, int argc,
+                     sqlite3_value **argv) {
+  mp_cursor *c = (mp_cursor *)cur;
+  mp_vtab *vt = (mp_vtab *)cur->pVtab;
+  const mp_model *m = vt->m;
+  int argi = 0, mode = MP_MODE_AUTO, unpack = -1;
+  char *err = NULL;
+  cursor_reset(c);
+  c->mask = mp_all_fields(m->nfield);
+  c->batch = 0;
+  if (flags & MP_PLAN_MASK) mp_arg_mask(m, argv[argi++], &c->mask, &err);
+  if (!err && (flags & MP_PLAN_MODE)) mp_arg_mode(m, argv[argi++], &mode, &err);
+  if (!err && (flags & MP_PLAN_UNPACK)) unpack = argi++;
+  if (!err && (flags & MP_PLAN_BATCH)) mp_arg_batch(m, argv[argi++], &c->batch, &err);
+  if (err) return set_error(vt, err);
+  if (unpack >= 0) return start_unpack(c, argv[unpack]);
+  mp_entry snap = {0};
+  snap.hooks = c->snap_hooks;
+  snap.setattr = c->snap_setattr;
+  c->safe = mode == MP_MODE_SAFE || (mode == MP_MODE_AUTO && mp_auto_is_safe(m, &snap, c->mask));
+  return start_source(c, flags, idx, argv, argi, argc);
+}
+
+int mp_cursor_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
+  mp_cursor *c = (mp_cursor *)cur;
+  const mp_model *m = ((mp_vtab *)cur->pVtab)->m;
+  if (i < m->nfield) {
+    if (c->ublob) mp_result_field(ctx, m, &c->view, c->rec, i);
+    else if (!c->batch && c->colmap[i] >= 0)
+      sqlite3_result_value(ctx, sqlite3_column_value(c->rd.stmt, c->colmap[i]));
+    return SQLITE_OK;
+  }
+  switch (i - m->nfield) {
+    case MP_COL_PACKED:
+      /* Copied: the buffer is packed over by the next row. */
+      if (!c->ublob && c->how != MP_NOPACK)
+        sqlite3_result_blob64(ctx, c->blob, c->blob_len, SQLITE_TRANSIENT);
+      break;
+    case MP_COL_MASK:
+      sqlite3_result_int64(ctx, (sqlite3_int64)c->mask);
+      break;
+    case MP_COL_MODE:
+      sqlite3_result_text(ctx, c->safe ? "safe" : "fast", -1, SQLITE_STATIC);
+      break;
+    case MP_COL_BATCH:
+      if (c->batch) sqlite3_result_int64(ctx, c->batch);
+      break;
+    default:
+      break;
+  }
+  return SQLITE_OK;
+}
+
+int mp_cursor_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid) {
+  mp_cursor *c = (mp_cursor *)cur;
+  const mp_model *m = ((mp_vtab *)cur->pVtab)->m;
+  int pk = m->pk;
+  if (c->ublob) *rowid = m->types[pk] == MP_INTEGER ? mp_get_int64(&c->view, c->rec, pk) : c->rec;
+  else if (c->batch || m->types[pk] != MP_INTEGER || c->colmap[pk] < 0) *rowid = c->rowno;
+  else *rowid = sqlite3_column_int64(c->rd.stmt, c->colmap[pk]);
+  return SQLITE_OK;
+}

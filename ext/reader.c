@@ -1,0 +1,103 @@
+/*
+ * reader.c -- step a statement and pack its rows into blobs.
+ *
+ * Model tables and modelpack_query both read through an mp_reader: each
+ * mp_reader_fill() steps the statement until the blob holds `capacity`
+ * records (1 for per-row blobs, N for batches) or the rows run out.  How a
+ * row becomes a record depends on the statement:
+ *   MP_READ_FN      the statement packs its own rows (modelpack_pack_row);
+ *   MP_READ_COLS    the loaded fields are result columns (colidx);
+ *   MP_READ_STORED  column 0 is a stored record, column 1 why it is not
+ *                   safe, and the record is sliced to the mask.
+ */
+#include <string.h>
+
+#include "mp_internal.h"
+
+int mp_reader_config(mp_reader *r, const mp_model *m, uint64_t mask, int safe,
+                     uint32_t capacity, int batch) {
+  mp_packer *p = &r->packer;
+  int flags = (safe ? MP_FLAG_SAFE : 0) | (batch ? MP_FLAG_BATCH : 0);
+  r->done = 0;
+  if (r->ready && p->m == m && p->mask == mask && p->safe == safe &&
+      p->capacity == capacity && p->flags == flags) {
+    mp_packer_reset(p);
+    return SQLITE_OK;
+  }
+  mp_reader_free(r);
+  int rc = mp_packer_init(p, m, mask, safe, capacity, batch);
+  r->ready = rc == SQLITE_OK;
+  return rc;
+}
+
+void mp_reader_free(mp_reader *r) {
+  if (r->ready) mp_packer_free(&r->packer);
+  r->ready = 0;
+}
+
+static int pack_columns(mp_reader *r, char **err) {
+  mp_packer *p = &r->packer;
+  for (int j = 0; j < p->nloaded; j++)
+    r->vals[j] = sqlite3_column_value(r->stmt, r->colidx[j]);
+  return mp_pack_values(p, r->vals, err);
+}
+
+static int pack_stored(mp_reader *r, char **err) {
+  mp_packer *p = &r->packer;
+  const mp_model *m = p->m;
+  mp_view view;
+  char *why = NULL;
+  /* The shadow table is part of the database file: trust nothing in it. */
+  if (mp_blob_open(m, sqlite3_column_value(r->stmt, 0), &view, &why) != SQLITE_OK ||
+      view.count != 1 || view.mask != mp_all_fields(m->nfield)) {
+    *err = sqlite3_mprintf("modelpack: %s: damaged stored record (%s); run modelpack_rebuild('%s')",
+                           m->name, why ? why : "not one full record", m->name);
+    sqlite3_free(why);
+    return SQLITE_CORRUPT;
+  }
+  if (p->safe && !(view.flags & MP_FLAG_SAFE)) {
+    const char *reason = (const char *)sqlite3_column_text(r->stmt, 1);
+    *err = sqlite3_mprintf("%s", reason ? reason : "modelpack: stored record failed safe packing");
+    return SQLITE_CONSTRAINT;
+  }
+  return mp_pack_slice(p, &view, 0);
+}
+
+/* One more row into the blob: SQLITE_ROW, SQLITE_DONE or an error. */
+static int add_row(mp_reader *r, char **err) {
+  /* Re-entering while stepping means the source reads this model back. */
+  if (r->depth && *r->depth > 0) {
+    *err = sqlite3_mprintf("modelpack: %s: the source reads the model itself (recursion)",
+                           r->packer.m->name);
+    return SQLITE_ERROR;
+  }
+  if (r->depth) (*r->depth)++;
+  uint32_t before = r->packer.count;
+  int rc = sqlite3_step(r->stmt);
+  if (r->depth) (*r->depth)--;
+  if (rc == SQLITE_DONE) return rc;
+  if (rc != SQLITE_ROW) {
+    /* A packing error raised inside the statement already says it all. */
+    if (r->packer.failed) *err = sqlite3_mprintf("%s", sqlite3_errmsg(sqlite3_db_handle(r->stmt)));
+    return rc;
+  }
+  if (r->how == MP_READ_COLS) rc = pack_columns(r, err);
+  else if (r->how == MP_READ_STORED) rc = pack_stored(r, err);
+  else rc = r->packer.count == before + 1 ? SQLITE_OK : SQLITE_INTERNAL;
+  return rc == SQLITE_OK ? SQLITE_ROW : rc;
+}
+
+int mp_reader_fill(mp_reader *r, char **err) {
+  mp_packer *p = &r->packer;
+  int rc = SQLITE_ROW;
+  *err = NULL;
+  mp_packer_reset(p);
+  p->failed = 0;
+  /* Stepping a finished statement would run it again from the start. */
+  if (r->done) return SQLITE_DONE;
+  while (p->count < p->capacity && (rc = add_row(r, err)) == SQLITE_ROW) {
+  }
+  if (rc == SQLITE_DONE) r->done = 1;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return rc;
+  return p->count ? SQLITE_ROW : SQLITE_DONE;
+}
