@@ -42,6 +42,7 @@ int sqlite3_modelpack_init(sqlite3 *db, char **err,
     return rc;
   }
   rc = mp_register_unpack(db, r);
+  if (rc == SQLITE_OK) rc = mp_register_query(db, r);
   if (rc == SQLITE_OK) rc = mp_register_functions(db, r);
   if (rc == SQLITE_OK) rc = mp_register_stored(db, r);
   if (rc != SQLITE_OK)

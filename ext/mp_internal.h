@@ -59,6 +59,8 @@ typedef struct mp_stmt_cache {
   char *sql[MP_STMT_CACHE]; /* newest first */
   sqlite3_stmt *stmt[MP_STMT_CACHE];
 } mp_stmt_cache;
+/* The idle statement for sql, taken out of the cache, or NULL. */
+sqlite3_stmt *mp_cache_find(mp_stmt_cache *c, const char *sql);
 /* An idle statement for sql, or a fresh one (error: see sqlite3_errmsg). */
 int mp_cache_take(mp_stmt_cache *c, sqlite3 *db, const char *sql,
                   sqlite3_stmt **out);
@@ -196,6 +198,7 @@ void mp_fn_json(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 /* vtab.c, unpack.c, functions.c: registration. */
 int mp_register_vtab(sqlite3 *db, mp_registry *r);
 int mp_register_unpack(sqlite3 *db, mp_registry *r);
+int mp_register_query(sqlite3 *db, mp_registry *r);
 int mp_register_functions(sqlite3 *db, mp_registry *r);
 
 /* util.c */

@@ -10,11 +10,10 @@
 
 #include "mp_internal.h"
 
-int mp_cache_take(mp_stmt_cache *c, sqlite3 *db, const char *sql,
-                  sqlite3_stmt **out) {
+sqlite3_stmt *mp_cache_find(mp_stmt_cache *c, const char *sql) {
   for (int i = 0; i < MP_STMT_CACHE; i++) {
     if (!c->sql[i] || strcmp(c->sql[i], sql) != 0) continue;
-    *out = c->stmt[i];
+    sqlite3_stmt *st = c->stmt[i];
     sqlite3_free(c->sql[i]);
     /* Close the gap, keeping newest first. */
     for (int k = i; k + 1 < MP_STMT_CACHE; k++) {
@@ -23,8 +22,15 @@ int mp_cache_take(mp_stmt_cache *c, sqlite3 *db, const char *sql,
     }
     c->sql[MP_STMT_CACHE - 1] = NULL;
     c->stmt[MP_STMT_CACHE - 1] = NULL;
-    return SQLITE_OK;
+    return st;
   }
+  return NULL;
+}
+
+int mp_cache_take(mp_stmt_cache *c, sqlite3 *db, const char *sql,
+                  sqlite3_stmt **out) {
+  *out = mp_cache_find(c, sql);
+  if (*out) return SQLITE_OK;
   return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
 }
 
