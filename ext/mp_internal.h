@@ -173,6 +173,7 @@ typedef struct mp_reader {
   mp_packer packer;
   int ready;
   int done; /* the statement has returned SQLITE_DONE */
+  uint64_t stored_fp, stored_mask, stored_varmask; /* a valid stored record */
   sqlite3_value *vals[MP_MAX_FIELDS];
 } mp_reader;
 int mp_reader_config(mp_reader *r, const mp_model *m, uint64_t mask, int safe,

@@ -303,8 +303,30 @@ int mp_pack_values(mp_packer *p, sqlite3_value **vals, char **err) {
   return SQLITE_OK;
 }
 
+/* Same layout: copy the record and its heap whole, then move the heap
+ * references by where that heap now starts. */
+static int copy_record(mp_packer *p, const mp_view *v, uint32_t rec) {
+  size_t rec_off = MP_HEADER_SIZE + (size_t)p->count * p->record_size;
+  const uint8_t *src = mp_record(v, rec);
+  uint64_t nulls = mp_rd64(src);
+  size_t base = p->heap_used;
+  if (base + v->heap_size > UINT32_MAX) return SQLITE_TOOBIG;
+  size_t need = heap_base(p) + base + v->heap_size;
+  if (need > p->buf_alloc && grow(p, need) != SQLITE_OK) return SQLITE_NOMEM;
+  memcpy(p->buf + rec_off, src, p->record_size);
+  memcpy(p->buf + heap_base(p) + base, v->heap, v->heap_size);
+  for (uint64_t todo = p->varmask & ~nulls; todo; todo &= todo - 1) {
+    uint8_t *slot = p->buf + rec_off + mp_slot_offset(p->mask, mp_lowest_bit(todo));
+    mp_wr32(slot, mp_rd32(slot) + (uint32_t)base);
+  }
+  p->heap_used += v->heap_size;
+  p->count++;
+  return SQLITE_OK;
+}
+
 int mp_pack_slice(mp_packer *p, const mp_view *v, uint32_t rec) {
   if (reserve_record(p) != SQLITE_OK) return SQLITE_NOMEM;
+  if (v->mask == p->mask && v->count == 1) return copy_record(p, v, rec);
   size_t rec_off = MP_HEADER_SIZE + (size_t)p->count * p->record_size;
   uint64_t nulls = 0;
   memset(p->buf + rec_off, 0, p->record_size);

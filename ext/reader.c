@@ -27,6 +27,12 @@ int mp_reader_config(mp_reader *r, const mp_model *m, uint64_t mask, int safe,
   mp_reader_free(r);
   int rc = mp_packer_init(p, m, mask, safe, capacity, batch);
   r->ready = rc == SQLITE_OK;
+  /* What every stored record of this model must look like. */
+  r->stored_mask = mp_all_fields(m->nfield);
+  r->stored_fp = mp_fingerprint(m->names, m->types, m->nfield, r->stored_mask);
+  r->stored_varmask = 0;
+  for (int i = 0; i < m->nfield; i++)
+    if (m->types[i] == MP_TEXT || m->types[i] == MP_BLOB) r->stored_varmask |= (uint64_t)1 << i;
   return rc;
 }
 
@@ -42,19 +48,24 @@ static int pack_columns(mp_reader *r, char **err) {
   return mp_pack_values(p, r->vals, err);
 }
 
+static int stored_damaged(mp_reader *r, const char *why, char **err) {
+  const mp_model *m = r->packer.m;
+  *err = sqlite3_mprintf("modelpack: %s: damaged stored record (%s); run modelpack_rebuild('%s')",
+                         m->name, why, m->name);
+  return SQLITE_CORRUPT;
+}
+
 static int pack_stored(mp_reader *r, char **err) {
   mp_packer *p = &r->packer;
-  const mp_model *m = p->m;
+  sqlite3_value *v = sqlite3_column_value(r->stmt, 0);
   mp_view view;
-  char *why = NULL;
+  const char *why = "not a blob";
   /* The shadow table is part of the database file: trust nothing in it. */
-  if (mp_blob_open(m, sqlite3_column_value(r->stmt, 0), &view, &why) != SQLITE_OK ||
-      view.count != 1 || view.mask != mp_all_fields(m->nfield)) {
-    *err = sqlite3_mprintf("modelpack: %s: damaged stored record (%s); run modelpack_rebuild('%s')",
-                           m->name, why ? why : "not one full record", m->name);
-    sqlite3_free(why);
-    return SQLITE_CORRUPT;
-  }
+  if (sqlite3_value_type(v) != SQLITE_BLOB ||
+      !mp_view_open(&view, sqlite3_value_blob(v), (size_t)sqlite3_value_bytes(v), r->stored_fp, &why))
+    return stored_damaged(r, why, err);
+  if (view.count != 1 || view.mask != r->stored_mask || view.varmask != r->stored_varmask)
+    return stored_damaged(r, "not one full record of this model", err);
   if (p->safe && !(view.flags & MP_FLAG_SAFE)) {
     const char *reason = (const char *)sqlite3_column_text(r->stmt, 1);
     *err = sqlite3_mprintf("%s", reason ? reason : "modelpack: stored record failed safe packing");
