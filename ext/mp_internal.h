@@ -126,6 +126,8 @@ int mp_mask_check(const mp_model *m, sqlite3_int64 v, uint64_t *mask,
 typedef struct mp_packer {
   const mp_model *m;
   uint64_t mask, varmask, fingerprint;
+  uint64_t textmask; /* loaded TEXT fields */
+  int nonascii;      /* some TEXT byte in this blob is >= 0x80 */
   int nloaded;
   int loaded[MP_MAX_FIELDS]; /* field index of each loaded column */
   int safe;

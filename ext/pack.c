@@ -40,6 +40,7 @@ int mp_packer_init(mp_packer *p, const mp_model *m, uint64_t mask, int safe,
     p->loaded[p->nloaded++] = i;
     if (m->fields[i].type == MP_TEXT || m->fields[i].type == MP_BLOB)
       p->varmask |= (uint64_t)1 << i;
+    if (m->fields[i].type == MP_TEXT) p->textmask |= (uint64_t)1 << i;
   }
   p->record_size = mp_record_size(mask);
   p->fingerprint = mp_fingerprint(m->names, m->types, m->nfield, mask);
@@ -63,6 +64,7 @@ int mp_packer_init(mp_packer *p, const mp_model *m, uint64_t mask, int safe,
 void mp_packer_reset(mp_packer *p) {
   p->count = 0;
   p->heap_used = 0;
+  p->nonascii = 0;
 }
 
 void mp_packer_free(mp_packer *p) {
@@ -102,8 +104,23 @@ static int reserve_record(mp_packer *p) {
 
 /* Copy n bytes plus a NUL into the heap and point the slot at them.  The
  * buffer may move, so the slot is named by its offset. */
+/* Any byte >= 0x80?  Eight bytes at a time. */
+static int has_high_byte(const uint8_t *s, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    if (w & 0x8080808080808080ULL) return 1;
+  }
+  for (; i < n; i++)
+    if (s[i] & 0x80) return 1;
+  return 0;
+}
+
 static int heap_put(mp_packer *p, size_t slot_off, const void *data,
-                    size_t n) {
+                    size_t n, int text) {
+  /* The ASCII flag lets a client decode all text of a blob in one pass. */
+  if (text && !p->nonascii && has_high_byte(data, n)) p->nonascii = 1;
   size_t need = heap_base(p) + p->heap_used + n + 1;
   if (p->heap_used + n + 1 > UINT32_MAX) return SQLITE_TOOBIG;
   if (need > p->buf_alloc && grow(p, need) != SQLITE_OK) return SQLITE_NOMEM;
@@ -229,7 +246,7 @@ static int pack_safe(mp_packer *p, sqlite3_value **vals, int j, uint8_t *rec,
       if (!s) return SQLITE_NOMEM;
       if (!mp_utf8_valid(s, (size_t)n))
         return value_error(p, vals, f, "TEXT is not valid UTF-8", err);
-      return heap_put(p, (size_t)(slot - p->buf), s, (size_t)n);
+      return heap_put(p, (size_t)(slot - p->buf), s, (size_t)n, 1);
     }
     default: { /* MP_BLOB: a BLOB, or TEXT taken as its bytes */
       if (vt != SQLITE_BLOB && vt != SQLITE_TEXT)
@@ -238,7 +255,7 @@ static int pack_safe(mp_packer *p, sqlite3_value **vals, int j, uint8_t *rec,
                                         : (const void *)sqlite3_value_text(v);
       int n = sqlite3_value_bytes(v);
       if (!b && n) return SQLITE_NOMEM;
-      return heap_put(p, (size_t)(slot - p->buf), b, (size_t)n);
+      return heap_put(p, (size_t)(slot - p->buf), b, (size_t)n, 0);
     }
   }
 }
@@ -271,7 +288,7 @@ static int pack_fast(mp_packer *p, sqlite3_value *v, int j, uint8_t *rec) {
   }
   int n = sqlite3_value_bytes(v);
   if (!b && n) return SQLITE_NOMEM;
-  return heap_put(p, (size_t)(slot - p->buf), b, (size_t)n);
+  return heap_put(p, (size_t)(slot - p->buf), b, (size_t)n, p->m->fields[f].type == MP_TEXT);
 }
 
 int mp_pack_values(mp_packer *p, sqlite3_value **vals, char **err) {
@@ -313,6 +330,7 @@ static int copy_record(mp_packer *p, const mp_view *v, uint32_t rec) {
   if (base + v->heap_size > UINT32_MAX) return SQLITE_TOOBIG;
   size_t need = heap_base(p) + base + v->heap_size;
   if (need > p->buf_alloc && grow(p, need) != SQLITE_OK) return SQLITE_NOMEM;
+  if (!(v->flags & MP_FLAG_ASCII) && (p->textmask & ~nulls)) p->nonascii = 1;
   memcpy(p->buf + rec_off, src, p->record_size);
   memcpy(p->buf + heap_base(p) + base, v->heap, v->heap_size);
   for (uint64_t todo = p->varmask & ~nulls; todo; todo &= todo - 1) {
@@ -338,7 +356,7 @@ int mp_pack_slice(mp_packer *p, const mp_view *v, uint32_t rec) {
     } else if ((p->varmask >> f) & 1) {
       uint32_t n;
       const uint8_t *b = mp_get_bytes(v, rec, f, &n);
-      int rc = heap_put(p, slot, b, n);
+      int rc = heap_put(p, slot, b, n, p->m->types[f] == MP_TEXT);
       if (rc != SQLITE_OK) return rc;
     } else {
       memcpy(p->buf + slot, mp_record(v, rec) + mp_slot_offset(v->mask, f), 8);
@@ -354,6 +372,7 @@ const uint8_t *mp_packer_blob(mp_packer *p, size_t *len) {
   size_t body = (size_t)p->count * p->record_size;
   if (p->count < p->rec_cap)
     memmove(h + MP_HEADER_SIZE + body, h + heap_base(p), p->heap_used);
+  mp_wr16(h + MP_H_FLAGS, (uint16_t)(p->flags | (p->nonascii ? 0 : MP_FLAG_ASCII)));
   mp_wr32(h + MP_H_COUNT, p->count);
   mp_wr32(h + MP_H_HEAP_SIZE, (uint32_t)p->heap_used);
   *len = p->blob_len = MP_HEADER_SIZE + body + p->heap_used;
