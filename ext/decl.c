@@ -103,6 +103,7 @@ int mp_model_field(const mp_model *m, const char *name) {
 
 void mp_model_unref(mp_model *m) {
   if (!m || --m->refs > 0) return;
+  mp_stored_close(m);
   for (int i = 0; i < m->nfield; i++) {
     sqlite3_free(m->fields[i].name);
     sqlite3_free(m->fields[i].column);

@@ -49,6 +49,7 @@ typedef struct mp_model {
   uint64_t setattr;    /* declared per-field setattr hooks (bit per field) */
   int stored;          /* materialize = stored */
   char *shadow_sql;    /* quoted "schema"."<name>_packed" (stored models) */
+  sqlite3_stmt *store_stmt, *unstore_stmt; /* shadow writes, prepared on use */
   const char **names;  /* field names, for mp_fingerprint */
   unsigned char *types;
 } mp_model;
@@ -158,10 +159,15 @@ int mp_pack_slice(mp_packer *p, const mp_view *v, uint32_t rec);
 /* Finish the blob; the pointer stays valid until the next reset. */
 const uint8_t *mp_packer_blob(mp_packer *p, size_t *len);
 
+/* source.c: the SELECT for one read of a model (NULL when out of memory). */
+char *mp_source_sql(const mp_model *m, int how, uint64_t packed, uint64_t extra,
+                    const char *clause);
+
 /* stored.c: materialize = stored. */
-int mp_stored_create(sqlite3 *db, const char *schema, const mp_model *m, char **err);
-void mp_stored_drop(sqlite3 *db, const char *schema, const mp_model *m);
-int mp_stored_rebuild(sqlite3 *db, const mp_model *m, sqlite3_int64 *rows, char **err);
+int mp_stored_create(sqlite3 *db, const char *schema, mp_model *m, char **err);
+void mp_stored_drop(sqlite3 *db, const char *schema, mp_model *m);
+void mp_stored_close(mp_model *m); /* finalize the write statements */
+int mp_stored_rebuild(sqlite3 *db, mp_model *m, sqlite3_int64 *rows, char **err);
 int mp_stored_shadow_name(const char *suffix);
 int mp_register_stored(sqlite3 *db, mp_registry *r);
 

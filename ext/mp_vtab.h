@@ -51,8 +51,5 @@ uint64_t mp_plan_fields(const char *idx, const char **clause);
 
 /* source.c */
 int mp_source_check(sqlite3 *db, const char *schema, mp_model *m, char **err);
-/* The SELECT for one read (see source.c); NULL when out of memory. */
-char *mp_source_sql(const mp_model *m, int how, uint64_t packed, uint64_t extra,
-                    const char *clause);
 
 #endif

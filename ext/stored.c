@@ -2,92 +2,55 @@
  * stored.c -- materialize = stored: every source row kept pre-packed.
  *
  * A stored model owns a shadow table <model>_packed(<pk>, mp_record,
- * mp_error) and three triggers on its source that keep it current.  The
- * triggers call modelpack_record(spec, values...) and
- * modelpack_record_error(spec, values...): pure functions that rebuild the
- * model from `spec` (a compact description written into the trigger), so
- * they need no lookup by name and are safe in a schema (innocuous).
+ * mp_error) and three triggers on its source that keep it current by
+ * calling modelpack_store(model, values...) and modelpack_unstore(model,
+ * pk).  Those functions write the shadow table with statements of their
+ * own, run while the trigger executes: that is what lets defensive mode
+ * (which makes shadow tables read-only to SQL compiled outside a running
+ * statement) protect the table without breaking writes to the source.
  * A record is stored safe-packed when its values pass safe packing, and
  * fast-packed otherwise, with the reason in mp_error.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "mp_internal.h"
 #include "mp_util.h"
 
-/* ---- spec: "<nfield> <pk> <len>:<model> then <type><notnull><len>:<name>..." ---- */
-
-static char *spec_of(const mp_model *m) {
-  mp_str s = {0};
-  mp_str_printf(&s, "%d %d %d:%s", m->nfield, m->pk, (int)strlen(m->name), m->name);
-  for (int i = 0; i < m->nfield; i++)
-    mp_str_printf(&s, " %d%d%d:%s", m->fields[i].type, m->fields[i].notnull,
-                  (int)strlen(m->fields[i].name), m->fields[i].name);
-  return mp_str_finish(&s);
+static int exec(sqlite3 *db, char *sql, char **err) {
+  if (!sql) return SQLITE_NOMEM;
+  int rc = sqlite3_exec(db, sql, NULL, NULL, err);
+  sqlite3_free(sql);
+  return rc;
 }
 
-/* "<len>:<text>" at *z into a new string; NULL if malformed. */
-static char *take_counted(const char **z) {
-  char *end;
-  long n = strtol(*z, &end, 10);
-  if (end == *z || *end != ':' || n < 0 || (size_t)n > strlen(end + 1)) return NULL;
-  char *out = sqlite3_mprintf("%.*s", (int)n, end + 1);
-  *z = end + 1 + n;
-  return out;
+/* One of the model's two write statements, prepared on first use. */
+static int write_stmt(sqlite3 *db, mp_model *m, int del, sqlite3_stmt **out) {
+  sqlite3_stmt **slot = del ? &m->unstore_stmt : &m->store_stmt;
+  if (!*slot) {
+    char *sql = del ? sqlite3_mprintf("DELETE FROM %s WHERE \"%w\" = ?", m->shadow_sql,
+                                      m->fields[m->pk].column)
+                    : sqlite3_mprintf("INSERT OR REPLACE INTO %s VALUES(?, ?, ?)", m->shadow_sql);
+    int rc = sql ? sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL)
+                 : SQLITE_NOMEM;
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) return rc;
+  }
+  *out = *slot;
+  return SQLITE_OK;
 }
 
-static mp_model *model_from_spec(const char *z) {
-  char *end;
-  int n = (int)strtol(z, &end, 10), pk = (int)strtol(end, &end, 10);
-  if (n < 1 || n > MP_MAX_FIELDS || pk < 0 || pk >= n || *end != ' ') return NULL;
-  z = end + 1;
-  mp_model *m = mp_model_new(take_counted(&z), n);
-  if (!m) return NULL;
-  m->pk = pk;
-  for (int i = 0; i < n; i++) {
-    mp_field *f = &m->fields[i];
-    if (z[0] != ' ' || z[1] < '1' || z[1] > '5' || (z[2] != '0' && z[2] != '1')) break;
-    f->type = (unsigned char)(z[1] - '0');
-    f->notnull = z[2] == '1';
-    z += 3;
-    f->name = take_counted(&z);
-    if (!f->name) break;
-    f->column = mp_strdup(f->name);
-    m->nfield++;
-  }
-  if (m->nfield != n || *z || mp_model_finish(m) != SQLITE_OK) {
-    mp_model_unref(m);
-    return NULL;
-  }
-  return m;
+static int run(sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static void spec_release(void *p) { mp_model_unref(p); }
-
-static mp_model *spec_arg(sqlite3_context *ctx, sqlite3_value *v) {
-  mp_model *m = sqlite3_get_auxdata(ctx, 0);
-  if (m) {
-    m->refs++;
-    return m;
-  }
-  const char *z = (const char *)sqlite3_value_text(v);
-  m = z ? model_from_spec(z) : NULL;
-  if (!m) {
-    sqlite3_result_error(ctx, "modelpack: malformed model spec in a stored-model trigger", -1);
-    return NULL;
-  }
-  /* The caller holds its own reference: SQLite may drop the cache at once. */
-  m->refs++;
-  sqlite3_set_auxdata(ctx, 0, m, spec_release);
-  return m;
-}
-
-/* Pack the row in full, safe when it can be; *err says why it could not. */
-static int pack_record(mp_model *m, sqlite3_value **vals, mp_packer *p, char **err) {
+/* Pack a row in full, safe when it can be; *why says why it could not. */
+static int pack_full(mp_model *m, sqlite3_value **vals, mp_packer *p, char **why) {
   uint64_t all = mp_all_fields(m->nfield);
   int rc = mp_packer_init(p, m, all, 1, 1, 0);
-  if (rc == SQLITE_OK) rc = mp_pack_values(p, vals, err);
+  if (rc == SQLITE_OK) rc = mp_pack_values(p, vals, why);
   if (rc != SQLITE_CONSTRAINT) return rc;
   mp_packer_free(p);
   rc = mp_packer_init(p, m, all, 0, 1, 0);
@@ -99,83 +62,84 @@ static int pack_record(mp_model *m, sqlite3_value **vals, mp_packer *p, char **e
   return rc;
 }
 
-static void record_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv, int want_error) {
-  mp_model *m = spec_arg(ctx, argv[0]);
+/* Store one row given as the values of every field, in field order. */
+static int store_row(sqlite3 *db, mp_model *m, sqlite3_value **vals) {
   mp_packer p;
-  char *err = NULL;
-  if (!m) return;
-  if (argc - 1 != m->nfield) {
-    sqlite3_result_error(ctx, "modelpack: stored-model trigger passes the wrong number of values", -1);
-    mp_model_unref(m);
-    return;
-  }
+  sqlite3_stmt *st;
+  char *why = NULL;
   memset(&p, 0, sizeof p);
-  int rc = pack_record(m, argv + 1, &p, &err);
-  if (rc != SQLITE_OK) {
-    mp_fn_error(ctx, rc, err);
-  } else if (want_error) {
-    if (err) sqlite3_result_text(ctx, err, -1, sqlite3_free);
-    err = NULL;
-  } else {
+  int rc = write_stmt(db, m, 0, &st);
+  if (rc == SQLITE_OK) rc = pack_full(m, vals, &p, &why);
+  if (rc == SQLITE_OK) {
     size_t len;
     const uint8_t *blob = mp_packer_blob(&p, &len);
-    sqlite3_result_blob64(ctx, blob, len, SQLITE_TRANSIENT);
+    sqlite3_bind_value(st, 1, vals[m->pk]);
+    sqlite3_bind_blob64(st, 2, blob, len, SQLITE_STATIC);
+    if (why) sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
+    rc = run(st);
   }
-  sqlite3_free(err);
+  sqlite3_free(why);
   mp_packer_free(&p);
-  mp_model_unref(m);
+  return rc;
 }
 
-static void fn_record(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  record_fn(ctx, argc, argv, 0);
+static int unstore_row(sqlite3 *db, mp_model *m, sqlite3_value *pk) {
+  sqlite3_stmt *st;
+  int rc = write_stmt(db, m, 1, &st);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_value(st, 1, pk);
+    rc = run(st);
+  }
+  return rc;
 }
 
-static void fn_record_error(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  record_fn(ctx, argc, argv, 1);
+static void write_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv, int del) {
+  mp_model *m = mp_fn_model(ctx, argv[0], NULL);
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  if (!m) return;
+  if (!m->stored || argc - 1 != (del ? 1 : m->nfield)) {
+    char *msg = sqlite3_mprintf("modelpack: %s: %s is for the triggers of stored models", m->name,
+                                del ? "modelpack_unstore" : "modelpack_store");
+    mp_fn_error(ctx, SQLITE_ERROR, msg);
+    return;
+  }
+  int rc = del ? unstore_row(db, m, argv[1]) : store_row(db, m, argv + 1);
+  if (rc != SQLITE_OK) {
+    char *msg = sqlite3_mprintf("modelpack: %s: updating stored records: %s", m->name,
+                                sqlite3_errmsg(db));
+    mp_fn_error(ctx, rc, msg);
+  }
+}
+
+static void fn_store(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  write_fn(ctx, argc, argv, 0);
+}
+
+static void fn_unstore(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  write_fn(ctx, argc, argv, 1);
 }
 
 /* ---- shadow table and triggers ---- */
 
-static int exec(sqlite3 *db, char *sql, char **err) {
-  if (!sql) return SQLITE_NOMEM;
-  int rc = sqlite3_exec(db, sql, NULL, NULL, err);
-  sqlite3_free(sql);
-  return rc;
-}
-
-/* "modelpack_record(spec, <prefix>."c1", ...)" for one row alias. */
-static void record_call(mp_str *s, const char *fn, const char *spec, const mp_model *m,
-                        const char *row) {
-  mp_str_printf(s, "%s(%Q", fn, spec);
-  for (int i = 0; i < m->nfield; i++) mp_str_printf(s, ", %s.\"%w\"", row, m->fields[i].column);
-  mp_str_cat(s, ")");
-}
-
-/* INSERT OR REPLACE INTO shadow SELECT/VALUES for row alias `row`. */
-static void store_row(mp_str *s, const char *spec, const mp_model *m, const char *row) {
-  mp_str_printf(s, "INSERT OR REPLACE INTO \"%w_packed\" VALUES(%s.\"%w\", ", m->name, row,
-                m->fields[m->pk].column);
-  record_call(s, "modelpack_record", spec, m, row);
-  mp_str_cat(s, ", ");
-  record_call(s, "modelpack_record_error", spec, m, row);
+static void call(mp_str *s, const char *fn, const char *schema, const mp_model *m,
+                 const char *row, int all) {
+  mp_str_printf(s, "SELECT %s('%q.%q'", fn, schema, m->name);
+  for (int i = 0; i < m->nfield; i++)
+    if (all || i == m->pk) mp_str_printf(s, ", %s.\"%w\"", row, m->fields[i].column);
   mp_str_cat(s, ");");
 }
 
-static char *trigger_sql(const mp_model *m, const char *schema, const char *spec,
-                         const char *event) {
-  int temp = mp_stricmp(schema, "temp") == 0;
-  const char *pk = m->fields[m->pk].column;
+static char *trigger_sql(const mp_model *m, const char *schema, const char *event) {
   mp_str s = {0};
   /* A temp trigger may watch another schema's table; others only their own. */
-  if (temp)
+  if (mp_stricmp(schema, "temp") == 0)
     mp_str_printf(&s, "CREATE TEMP TRIGGER \"%w_mp_%s\" AFTER %s ON %s BEGIN ", m->name, event,
                   event, m->source_sql);
   else
     mp_str_printf(&s, "CREATE TRIGGER \"%w\".\"%w_mp_%s\" AFTER %s ON \"%w\" BEGIN ", schema,
                   m->name, event, event, m->source);
-  if (strcmp(event, "insert") != 0)
-    mp_str_printf(&s, "DELETE FROM \"%w_packed\" WHERE \"%w\" = old.\"%w\"; ", m->name, pk, pk);
-  if (strcmp(event, "delete") != 0) store_row(&s, spec, m, "new");
+  if (strcmp(event, "insert") != 0) call(&s, "modelpack_unstore", schema, m, "old", 0);
+  if (strcmp(event, "delete") != 0) call(&s, "modelpack_store", schema, m, "new", 1);
   mp_str_cat(&s, " END");
   return mp_str_finish(&s);
 }
@@ -202,23 +166,28 @@ static int source_is_table(sqlite3 *db, const mp_model *m, const char *schema, c
   return SQLITE_ERROR;
 }
 
-int mp_stored_rebuild(sqlite3 *db, const mp_model *m, sqlite3_int64 *rows, char **err) {
-  char *spec = spec_of(m);
-  mp_str s = {0};
-  if (!spec) return SQLITE_NOMEM;
-  mp_str_printf(&s, "DELETE FROM %s; INSERT INTO %s SELECT s.\"%w\", ", m->shadow_sql,
-                m->shadow_sql, m->fields[m->pk].column);
-  record_call(&s, "modelpack_record", spec, m, "s");
-  mp_str_cat(&s, ", ");
-  record_call(&s, "modelpack_record_error", spec, m, "s");
-  mp_str_printf(&s, " FROM %s AS s", m->source_sql);
-  sqlite3_free(spec);
-  int rc = exec(db, mp_str_finish(&s), err);
-  if (rc == SQLITE_OK && rows) *rows = sqlite3_changes64(db);
+int mp_stored_rebuild(sqlite3 *db, mp_model *m, sqlite3_int64 *rows, char **err) {
+  sqlite3_value *vals[MP_MAX_FIELDS];
+  sqlite3_int64 n = 0;
+  int rc = exec(db, sqlite3_mprintf("DELETE FROM %s", m->shadow_sql), err);
+  char *sql = rc == SQLITE_OK ? mp_source_sql(m, MP_READ_COLS, mp_all_fields(m->nfield), 0, "")
+                              : NULL;
+  sqlite3_stmt *st = NULL;
+  if (rc == SQLITE_OK) rc = sql ? sqlite3_prepare_v2(db, sql, -1, &st, NULL) : SQLITE_NOMEM;
+  sqlite3_free(sql);
+  while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+    for (int i = 0; i < m->nfield; i++) vals[i] = sqlite3_column_value(st, i);
+    rc = store_row(db, m, vals);
+    n++;
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_finalize(st);
+  else sqlite3_finalize(st);
+  if (rc != SQLITE_OK && err && !*err) *err = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+  if (rows) *rows = n;
   return rc;
 }
 
-int mp_stored_create(sqlite3 *db, const char *schema, const mp_model *m, char **err) {
+int mp_stored_create(sqlite3 *db, const char *schema, mp_model *m, char **err) {
   static const char *const events[] = {"insert", "update", "delete"};
   const mp_field *pk = &m->fields[m->pk];
   int rc = source_is_table(db, m, schema, err);
@@ -226,17 +195,21 @@ int mp_stored_create(sqlite3 *db, const char *schema, const mp_model *m, char **
   rc = exec(db, sqlite3_mprintf("CREATE TABLE %s(\"%w\" %s PRIMARY KEY, mp_record BLOB NOT NULL, "
                                 "mp_error TEXT)", m->shadow_sql, pk->column,
                                 pk->type == MP_INTEGER ? "INTEGER" : ""), err);
-  char *spec = rc == SQLITE_OK ? spec_of(m) : NULL;
-  if (rc == SQLITE_OK && !spec) rc = SQLITE_NOMEM;
   for (int i = 0; i < 3 && rc == SQLITE_OK; i++)
-    rc = exec(db, trigger_sql(m, schema, spec, events[i]), err);
-  sqlite3_free(spec);
+    rc = exec(db, trigger_sql(m, schema, events[i]), err);
   if (rc == SQLITE_OK) rc = mp_stored_rebuild(db, m, NULL, err);
   return rc;
 }
 
-void mp_stored_drop(sqlite3 *db, const char *schema, const mp_model *m) {
+void mp_stored_close(mp_model *m) {
+  sqlite3_finalize(m->store_stmt);
+  sqlite3_finalize(m->unstore_stmt);
+  m->store_stmt = m->unstore_stmt = NULL;
+}
+
+void mp_stored_drop(sqlite3 *db, const char *schema, mp_model *m) {
   static const char *const events[] = {"insert", "update", "delete"};
+  mp_stored_close(m);
   for (int i = 0; i < 3; i++)
     exec(db, sqlite3_mprintf("DROP TRIGGER IF EXISTS \"%w\".\"%w_mp_%s\"", schema, m->name,
                              events[i]), NULL);
@@ -257,7 +230,8 @@ static void fn_rebuild(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   int rc = mp_stored_rebuild(sqlite3_context_db_handle(ctx), m, &rows, &err);
   if (rc != SQLITE_OK) {
-    char *msg = sqlite3_mprintf("modelpack: %s: rebuild failed: %s", m->name, err ? err : sqlite3_errstr(rc));
+    char *msg = sqlite3_mprintf("modelpack: %s: rebuild failed: %s", m->name,
+                                err ? err : sqlite3_errstr(rc));
     sqlite3_free(err);
     mp_fn_error(ctx, rc, msg);
     return;
@@ -266,13 +240,18 @@ static void fn_rebuild(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 }
 
 int mp_register_stored(sqlite3 *db, mp_registry *r) {
-  /* Pure functions of their arguments: usable from triggers in any schema. */
-  int pure = SQLITE_UTF8 | SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC;
-  int rc = sqlite3_create_function(db, "modelpack_record", -1, pure, NULL, fn_record, NULL, NULL);
+  /*
+   * The trigger functions write: not innocuous, so with trusted_schema=OFF
+   * no schema (a hostile one included) can make them run, and stored
+   * models then refuse source writes rather than go stale.  Not
+   * direct-only either, since their whole purpose is to run from triggers;
+   * each writes nothing but the shadow table of the stored model it names.
+   */
+  int rc = sqlite3_create_function(db, "modelpack_store", -1, SQLITE_UTF8, r, fn_store, NULL, NULL);
   if (rc == SQLITE_OK)
-    rc = sqlite3_create_function(db, "modelpack_record_error", -1, pure, NULL, fn_record_error,
-                                 NULL, NULL);
-  /* Writes the shadow table: never from a view or trigger. */
+    rc = sqlite3_create_function(db, "modelpack_unstore", 2, SQLITE_UTF8, r, fn_unstore, NULL,
+                                 NULL);
+  /* Rewrites the shadow table on request: never from a view or trigger. */
   if (rc == SQLITE_OK)
     rc = sqlite3_create_function(db, "modelpack_rebuild", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, r,
                                  fn_rebuild, NULL, NULL);

@@ -80,6 +80,7 @@ static int vt_connect(sqlite3 *db, void *aux, int argc,
 
 static void vt_free(mp_vtab *vt, int destroyed) {
   if (destroyed && vt->m->stored) mp_stored_drop(vt->db, vt->schema, vt->m);
+  mp_stored_close(vt->m); /* before the connection can close */
   mp_cache_clear(&vt->cache);
   mp_registry_detach(vt->reg, vt->schema, vt->m, destroyed);
   mp_model_unref(vt->m);
