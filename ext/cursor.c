@@ -30,6 +30,7 @@ typedef struct mp_cursor {
   uint64_t mask;
   int safe;
   int colmap[MP_MAX_FIELDS]; /* field -> statement column, or -1 */
+  int keep_of[MP_MAX_FIELDS]; /* batch rows: field -> rd.kept index, or -1 */
   int eof;
   sqlite3_int64 rowno;
   const uint8_t *blob; /* the current packed blob */
@@ -133,8 +134,9 @@ static int start_unpack(mp_cursor *c, sqlite3_value *blob) {
   return SQLITE_OK;
 }
 
-static int choose_how(const mp_model *m, int flags, uint64_t extra) {
-  if (flags & MP_PLAN_NOPACK) return MP_NOPACK;
+static int choose_how(const mp_model *m, int flags, uint64_t extra, uint32_t batch) {
+  /* Batches are counted in packed records, even when nobody reads them. */
+  if ((flags & MP_PLAN_NOPACK) && !batch) return MP_NOPACK;
   if (m->stored && (flags & MP_PLAN_PKONLY) && !(extra & ~((uint64_t)1 << m->pk)))
     return MP_READ_STORED;
   return flags & MP_PLAN_SORTED ? MP_READ_COLS : MP_READ_FN;
@@ -145,10 +147,29 @@ static int choose_how(const mp_model *m, int flags, uint64_t extra) {
 static void map_columns(mp_cursor *c, const mp_model *m, uint64_t extra) {
   int col = c->how == MP_READ_COLS   ? c->rd.packer.nloaded
             : c->how == MP_READ_FN   ? 1
-            : c->how == MP_READ_STORED ? 2
+            : c->how == MP_READ_STORED ? 3
                                        : 0;
   for (int j = 0; c->how == MP_READ_COLS && j < c->rd.packer.nloaded; j++) c->rd.colidx[j] = j;
   for (int i = 0; i < m->nfield; i++) c->colmap[i] = (extra >> i) & 1 ? col++ : -1;
+}
+
+/*
+ * A batch row has no field values of its own, so reading a field column
+ * of one is an error -- which is also how a WHERE term the source could
+ * not take is refused rather than applied to whole batches.  But SQLite
+ * re-tests a pushed IS NULL / IS NOT NULL itself, whatever omit says: the
+ * batch's first row passed those in the source, so such fields show its
+ * values.
+ */
+static void keep_constrained(mp_cursor *c, const mp_model *m, uint64_t retested) {
+  c->rd.nkeep = 0;
+  if (!c->batch) return;
+  for (int i = 0; i < m->nfield; i++) {
+    c->keep_of[i] = -1;
+    if (!((retested >> i) & 1)) continue;
+    c->keep_of[i] = c->rd.nkeep;
+    c->rd.keepcol[c->rd.nkeep++] = c->colmap[i];
+  }
 }
 
 static int start_source(mp_cursor *c, int flags, const char *idx, sqlite3_value **argv,
@@ -156,9 +177,10 @@ static int start_source(mp_cursor *c, int flags, const char *idx, sqlite3_value 
   mp_vtab *vt = (mp_vtab *)c->base.pVtab;
   const mp_model *m = vt->m;
   const char *clause;
-  uint64_t extra = mp_plan_fields(idx, &clause);
+  uint64_t retested;
+  uint64_t extra = mp_plan_fields(idx, &clause, &retested);
   int rc = SQLITE_OK, bind = 1;
-  c->how = choose_how(m, flags, extra);
+  c->how = choose_how(m, flags, extra, c->batch);
   if (c->how != MP_NOPACK)
     rc = mp_reader_config(&c->rd, m, c->mask, c->safe, c->batch ? c->batch : 1, c->batch > 0);
   if (rc != SQLITE_OK) return rc;
@@ -172,6 +194,7 @@ static int start_source(mp_cursor *c, int flags, const char *idx, sqlite3_value 
   c->rd.how = c->how;
   c->rd.depth = &vt->depth;
   map_columns(c, m, extra);
+  keep_constrained(c, m, retested & extra);
   if (c->how == MP_READ_FN)
     rc = sqlite3_bind_pointer(c->rd.stmt, bind++, &c->rd.packer, MP_PACKER_PTR, NULL);
   for (int k = argi; k < argc && rc == SQLITE_OK; k++)
@@ -205,12 +228,27 @@ int mp_cursor_filter(sqlite3_vtab_cursor *cur, int flags, const char *idx, int a
   return start_source(c, flags, idx, argv, argi, argc);
 }
 
+static int batch_field(mp_cursor *c, sqlite3_context *ctx, const mp_model *m, int i) {
+  if (c->keep_of[i] >= 0) {
+    sqlite3_result_value(ctx, c->rd.kept[c->keep_of[i]]);
+    return SQLITE_OK;
+  }
+  char *msg = sqlite3_mprintf(
+      "modelpack: %s: a batch row has no value for field %s; select packed only, and filter "
+      "with conditions the source can take (=, <, LIKE, IS NULL, ...) or use modelpack_query",
+      m->name, m->fields[i].name);
+  sqlite3_result_error(ctx, msg ? msg : "modelpack: out of memory", -1);
+  sqlite3_free(msg);
+  return SQLITE_ERROR;
+}
+
 int mp_cursor_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
   mp_cursor *c = (mp_cursor *)cur;
   const mp_model *m = ((mp_vtab *)cur->pVtab)->m;
   if (i < m->nfield) {
     if (c->ublob) mp_result_field(ctx, m, &c->view, c->rec, i);
-    else if (!c->batch && c->colmap[i] >= 0)
+    else if (c->batch) return batch_field(c, ctx, m, i);
+    else if (c->colmap[i] >= 0)
       sqlite3_result_value(ctx, sqlite3_column_value(c->rd.stmt, c->colmap[i]));
     return SQLITE_OK;
   }

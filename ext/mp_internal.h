@@ -142,6 +142,9 @@ typedef struct mp_packer {
   size_t heap_used;
   int failed; /* the last pack failed (its error is on the statement) */
   size_t blob_len; /* length of the last finished blob */
+  int collect;      /* safe packing that notes failures and packs them fast */
+  uint64_t unsafe;  /* collect: fields whose values failed safe packing */
+  char *why;        /* collect: their errors, one line each, in field order */
 } mp_packer;
 /* The SQL function through which a source statement packs its rows, and
  * the pointer type of the packer bound as its first argument. */
@@ -182,6 +185,9 @@ typedef struct mp_reader {
   int ready;
   int done; /* the statement has returned SQLITE_DONE */
   uint64_t stored_fp, stored_mask, stored_varmask; /* a valid stored record */
+  int nkeep;                        /* columns whose first-row values are kept */
+  int keepcol[MP_MAX_FIELDS];
+  sqlite3_value *kept[MP_MAX_FIELDS];
   sqlite3_value *vals[MP_MAX_FIELDS];
 } mp_reader;
 int mp_reader_config(mp_reader *r, const mp_model *m, uint64_t mask, int safe,

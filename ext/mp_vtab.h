@@ -46,8 +46,8 @@ int mp_cursor_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid);
 
 /* plan.c */
 int mp_plan(mp_vtab *vt, sqlite3_index_info *info);
-/* The idxStr is "<hex fields read>;<SQL clause>"; split it. */
-uint64_t mp_plan_fields(const char *idx, const char **clause);
+/* The idxStr is "<hex fields read>:<hex fields with IS [NOT] NULL>;<SQL clause>". */
+uint64_t mp_plan_fields(const char *idx, const char **clause, uint64_t *retested);
 
 /* source.c */
 int mp_source_check(sqlite3 *db, const char *schema, mp_model *m, char **err);

@@ -65,9 +65,14 @@ void mp_packer_reset(mp_packer *p) {
   p->count = 0;
   p->heap_used = 0;
   p->nonascii = 0;
+  p->unsafe = 0;
+  sqlite3_free(p->why);
+  p->why = NULL;
 }
 
 void mp_packer_free(mp_packer *p) {
+  sqlite3_free(p->why);
+  p->why = NULL;
   sqlite3_free(p->buf);
   p->buf = NULL;
 }
@@ -291,6 +296,16 @@ static int pack_fast(mp_packer *p, sqlite3_value *v, int j, uint8_t *rec) {
   return heap_put(p, (size_t)(slot - p->buf), b, (size_t)n, p->m->fields[f].type == MP_TEXT);
 }
 
+static int note_unsafe(mp_packer *p, int f, char **err) {
+  char *why = p->why ? sqlite3_mprintf("%s\n%s", p->why, *err) : *err;
+  if (p->why) sqlite3_free(*err);
+  *err = NULL;
+  sqlite3_free(p->why);
+  p->why = why;
+  p->unsafe |= (uint64_t)1 << f;
+  return why ? SQLITE_OK : SQLITE_NOMEM;
+}
+
 int mp_pack_values(mp_packer *p, sqlite3_value **vals, char **err) {
   if (reserve_record(p) != SQLITE_OK) return SQLITE_NOMEM;
   /* Records are addressed by offset: heap growth may move the buffer. */
@@ -299,15 +314,20 @@ int mp_pack_values(mp_packer *p, sqlite3_value **vals, char **err) {
   memset(p->buf + rec_off, 0, p->record_size);
   for (int j = 0; j < p->nloaded; j++) {
     int f = p->loaded[j];
-    int rc;
+    int rc = SQLITE_OK;
     if (sqlite3_value_type(vals[j]) == SQLITE_NULL) {
       if (p->safe && p->m->fields[f].notnull)
-        return value_error(p, vals, f, "NULL in a NOT NULL field", err);
+        rc = value_error(p, vals, f, "NULL in a NOT NULL field", err);
       nulls |= (uint64_t)1 << f;
-      continue;
+    } else {
+      rc = p->safe ? pack_safe(p, vals, j, p->buf + rec_off, err)
+                   : pack_fast(p, vals[j], j, p->buf + rec_off);
     }
-    rc = p->safe ? pack_safe(p, vals, j, p->buf + rec_off, err)
-                 : pack_fast(p, vals[j], j, p->buf + rec_off);
+    /* Collecting: note the field, keep going with its fast value. */
+    if (rc == SQLITE_CONSTRAINT && p->collect) {
+      rc = note_unsafe(p, f, err);
+      if (rc == SQLITE_OK && !((nulls >> f) & 1)) rc = pack_fast(p, vals[j], j, p->buf + rec_off);
+    }
     if (rc != SQLITE_OK) {
       if (rc == SQLITE_TOOBIG)
         *err = sqlite3_mprintf("modelpack: %s: packed data exceeds 4 GiB",
@@ -372,7 +392,9 @@ const uint8_t *mp_packer_blob(mp_packer *p, size_t *len) {
   size_t body = (size_t)p->count * p->record_size;
   if (p->count < p->rec_cap)
     memmove(h + MP_HEADER_SIZE + body, h + heap_base(p), p->heap_used);
-  mp_wr16(h + MP_H_FLAGS, (uint16_t)(p->flags | (p->nonascii ? 0 : MP_FLAG_ASCII)));
+  uint16_t flags = (uint16_t)(p->flags | (p->nonascii ? 0 : MP_FLAG_ASCII));
+  if (p->unsafe) flags &= (uint16_t)~MP_FLAG_SAFE; /* collected: not all checked values passed */
+  mp_wr16(h + MP_H_FLAGS, flags);
   mp_wr32(h + MP_H_COUNT, p->count);
   mp_wr32(h + MP_H_HEAP_SIZE, (uint32_t)p->heap_used);
   *len = p->blob_len = MP_HEADER_SIZE + body + p->heap_used;

@@ -4,8 +4,8 @@
  * Constraints on fields, ORDER BY and LIMIT/OFFSET are turned into SQL that
  * is appended to `SELECT <fields> FROM <source>`, so the source's own
  * indexes serve them.  The clause travels to xFilter in idxStr (and shows in
- * EXPLAIN QUERY PLAN), prefixed with the set of fields the statement reads
- * besides the packed ones, as "<hex>;<clause>".  Hidden-column arguments
+ * EXPLAIN QUERY PLAN), prefixed with the fields the statement reads by
+ * name and the fields with a pushed IS [NOT] NULL: "<hex>:<hex>;<clause>".  Hidden-column arguments
  * (mask, mode, unpack) always come first in argv, flagged in idxNum.
  */
 #include <stdlib.h>
@@ -24,6 +24,7 @@ typedef struct plan {
   int field_eq;      /* equality on some other field */
   int range;
   int non_pk;        /* something pushed is on a field other than the key */
+  uint64_t retested; /* fields with a pushed IS [NOT] NULL */
 } plan;
 
 static const char *op_sql(unsigned char op, int *has_arg) {
@@ -76,6 +77,9 @@ static void push_constraint(plan *p, int i, int f) {
   if (has_arg) use_arg(p, i, 1);
   else p->info->aConstraintUsage[i].omit = 1;
   if (f != m->pk) p->non_pk = 1;
+  /* SQLite re-tests these itself, whatever omit says (see cursor.c). */
+  if (c->op == SQLITE_INDEX_CONSTRAINT_ISNULL || c->op == SQLITE_INDEX_CONSTRAINT_ISNOTNULL)
+    p->retested |= (uint64_t)1 << f;
   if (c->op == SQLITE_INDEX_CONSTRAINT_EQ || c->op == SQLITE_INDEX_CONSTRAINT_IS)
     (f == m->pk ? (p->pk_eq = 1) : (p->field_eq = 1));
   else
@@ -237,7 +241,9 @@ int mp_plan(mp_vtab *vt, sqlite3_index_info *info) {
                    ? source_plan(vt, p.where.z ? p.where.z : "", p.tail.z ? p.tail.z : "", &sorts)
                    : NULL;
   if (info->orderByConsumed && sorts) flags |= MP_PLAN_SORTED;
-  char *idx = sqlite3_mprintf("%llx;%s%s%s", (unsigned long long)fields_used(vt->m, info->colUsed),
+  char *idx = sqlite3_mprintf("%llx:%llx;%s%s%s",
+                              (unsigned long long)fields_used(vt->m, info->colUsed),
+                              (unsigned long long)p.retested,
                               p.where.z ? p.where.z : "", p.tail.z ? p.tail.z : "",
                               note ? note : "");
   sqlite3_free(note);
@@ -254,9 +260,10 @@ int mp_plan(mp_vtab *vt, sqlite3_index_info *info) {
   return SQLITE_OK;
 }
 
-uint64_t mp_plan_fields(const char *idx, const char **clause) {
+uint64_t mp_plan_fields(const char *idx, const char **clause, uint64_t *retested) {
   char *end;
   uint64_t f = strtoull(idx ? idx : "", &end, 16);
+  *retested = *end == ':' ? strtoull(end + 1, &end, 16) : 0;
   *clause = *end == ';' ? end + 1 : "";
   return f;
 }

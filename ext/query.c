@@ -152,13 +152,44 @@ static int q_close(sqlite3_vtab_cursor *cur) {
   return SQLITE_OK;
 }
 
-/* Only whitespace and comments may follow the one statement. */
-static int only_one_statement(sqlite3 *db, const char *tail) {
-  sqlite3_stmt *next = NULL;
-  if (!tail || !*tail) return 1;
-  int rc = sqlite3_prepare_v2(db, tail, -1, &next, NULL);
-  sqlite3_finalize(next);
-  return rc == SQLITE_OK && next == NULL;
+/* Skip white space, comments and (when `semis`) semicolons. */
+static const char *skip_blank(const char *z, int semis) {
+  for (;;) {
+    while (*z == ' ' || *z == '\t' || *z == '\n' || *z == '\r' || *z == '\f' ||
+           (semis && *z == ';'))
+      z++;
+    if (z[0] == '-' && z[1] == '-') {
+      while (*z && *z != '\n') z++;
+    } else if (z[0] == '/' && z[1] == '*') {
+      const char *end = strstr(z + 2, "*/");
+      z = end ? end + 2 : z + strlen(z);
+    } else {
+      return z;
+    }
+  }
+}
+
+/* Does the text open with this keyword (after blanks and comments)? */
+static const char *keyword(const char *z, const char *word) {
+  size_t n = strlen(word);
+  z = skip_blank(z, 0);
+  if (sqlite3_strnicmp(z, word, (int)n) != 0) return NULL;
+  char c = z[n];
+  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')
+    return NULL;
+  return z + n;
+}
+
+/*
+ * A PRAGMA can act while it is merely prepared (PRAGMA cache_size = 1
+ * takes effect before any step), and so can EXPLAIN PRAGMA: refuse both
+ * from the text, before SQLite sees it.  Everything else is refused, if
+ * need be, after the prepare, where that is still harmless.
+ */
+static const char *refused_by_text(const char *sql) {
+  if (keyword(sql, "EXPLAIN")) return "EXPLAIN is not a query to pack";
+  if (keyword(sql, "PRAGMA")) return "a PRAGMA is not a query to pack";
+  return NULL;
 }
 
 /* Prepare (or reuse) the statement and check it only reads. */
@@ -167,11 +198,13 @@ static char *prepare_query(q_cursor *c, q_vtab *vt, const char *sql) {
   c->rd.stmt = mp_cache_find(&vt->cache, sql);
   if (c->rd.stmt) return NULL;
   const char *tail = NULL;
+  const char *why = refused_by_text(sql);
+  if (why) return sqlite3_mprintf("modelpack: %s: query refused: %s", m->name, why);
   if (sqlite3_prepare_v3(vt->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->rd.stmt, &tail) != SQLITE_OK)
     return sqlite3_mprintf("modelpack: %s: query: %s", m->name, sqlite3_errmsg(vt->db));
-  const char *why = NULL;
+  /* Never prepare what follows: it could act while being prepared. */
   if (!c->rd.stmt) why = "the SQL holds no statement";
-  else if (!only_one_statement(vt->db, tail)) why = "more than one statement";
+  else if (*skip_blank(tail, 1)) why = "more than one statement";
   else if (sqlite3_stmt_isexplain(c->rd.stmt)) why = "EXPLAIN is not a query to pack";
   else if (!sqlite3_stmt_readonly(c->rd.stmt)) why = "the statement writes (only read-only SELECT statements are allowed)";
   else if (sqlite3_column_count(c->rd.stmt) == 0) why = "the statement returns no columns";

@@ -7,8 +7,9 @@
  * row becomes a record depends on the statement:
  *   MP_READ_FN      the statement packs its own rows (modelpack_pack_row);
  *   MP_READ_COLS    the loaded fields are result columns (colidx);
- *   MP_READ_STORED  column 0 is a stored record, column 1 why it is not
- *                   safe, and the record is sliced to the mask.
+ *   MP_READ_STORED  column 0 is a stored record, column 1 why some of its
+ *                   fields are not safe, column 2 which; the record is
+ *                   sliced to the mask.
  */
 #include <string.h>
 
@@ -39,6 +40,20 @@ int mp_reader_config(mp_reader *r, const mp_model *m, uint64_t mask, int safe,
 void mp_reader_free(mp_reader *r) {
   if (r->ready) mp_packer_free(&r->packer);
   r->ready = 0;
+  for (int k = 0; k < MP_MAX_FIELDS; k++) {
+    sqlite3_value_free(r->kept[k]);
+    r->kept[k] = NULL;
+  }
+}
+
+/* Keep the first row's values of the columns a batch row still shows. */
+static int keep_first_row(mp_reader *r) {
+  for (int k = 0; k < r->nkeep; k++) {
+    sqlite3_value_free(r->kept[k]);
+    r->kept[k] = sqlite3_value_dup(sqlite3_column_value(r->stmt, r->keepcol[k]));
+    if (!r->kept[k]) return SQLITE_NOMEM;
+  }
+  return SQLITE_OK;
 }
 
 static int pack_columns(mp_reader *r, char **err) {
@@ -55,6 +70,22 @@ static int stored_damaged(mp_reader *r, const char *why, char **err) {
   return SQLITE_CORRUPT;
 }
 
+/* The error safe packing gave the first unsafe field this read loads:
+ * mp_error holds one line per unsafe field, in field order. */
+static char *unsafe_reason(mp_reader *r, uint64_t unsafe) {
+  const char *why = (const char *)sqlite3_column_text(r->stmt, 1);
+  uint64_t hit = unsafe & r->packer.mask;
+  uint64_t first = hit & (~hit + 1); /* lowest unsafe field loaded */
+  int line = mp_popcount64(unsafe & (first - 1));
+  while (why && line-- > 0) {
+    why = strchr(why, '\n');
+    if (why) why++;
+  }
+  if (!why) return sqlite3_mprintf("modelpack: %s: stored record failed safe packing", r->packer.m->name);
+  const char *end = strchr(why, '\n');
+  return sqlite3_mprintf("%.*s", end ? (int)(end - why) : (int)strlen(why), why);
+}
+
 static int pack_stored(mp_reader *r, char **err) {
   mp_packer *p = &r->packer;
   sqlite3_value *v = sqlite3_column_value(r->stmt, 0);
@@ -66,9 +97,9 @@ static int pack_stored(mp_reader *r, char **err) {
     return stored_damaged(r, why, err);
   if (view.count != 1 || view.mask != r->stored_mask || view.varmask != r->stored_varmask)
     return stored_damaged(r, "not one full record of this model", err);
-  if (p->safe && !(view.flags & MP_FLAG_SAFE)) {
-    const char *reason = (const char *)sqlite3_column_text(r->stmt, 1);
-    *err = sqlite3_mprintf("%s", reason ? reason : "modelpack: stored record failed safe packing");
+  uint64_t unsafe = (uint64_t)sqlite3_column_int64(r->stmt, 2);
+  if (p->safe && (unsafe & p->mask)) {
+    *err = unsafe_reason(r, unsafe);
     return SQLITE_CONSTRAINT;
   }
   return mp_pack_slice(p, &view, 0);
@@ -95,6 +126,7 @@ static int add_row(mp_reader *r, char **err) {
   if (r->how == MP_READ_COLS) rc = pack_columns(r, err);
   else if (r->how == MP_READ_STORED) rc = pack_stored(r, err);
   else rc = r->packer.count == before + 1 ? SQLITE_OK : SQLITE_INTERNAL;
+  if (rc == SQLITE_OK && before == 0) rc = keep_first_row(r);
   return rc == SQLITE_OK ? SQLITE_ROW : rc;
 }
 

@@ -5,7 +5,7 @@
  * field's column.  mp_source_sql() writes the statement for one read:
  *   MP_READ_FN      SELECT modelpack_pack_row(?, <mask fields>), <fields read>
  *   MP_READ_COLS    SELECT <mask fields>, <fields read>
- *   MP_READ_STORED  SELECT mp_record, mp_error, <fields read> FROM <shadow>
+ *   MP_READ_STORED  SELECT mp_record, mp_error, mp_unsafe, <fields read> FROM <shadow>
  *   (no packing)    SELECT <fields read>
  * always `FROM <source> AS s <clause>`.  Columns are written s."name": a
  * bare "name" that the source lacks would silently become a string literal
@@ -82,7 +82,7 @@ char *mp_source_sql(const mp_model *m, int how, uint64_t packed, uint64_t extra,
   } else if (how == MP_READ_COLS) {
     column_list(&s, m, packed, &sep);
   } else if (how == MP_READ_STORED) {
-    mp_str_cat(&s, "s.mp_record, s.mp_error");
+    mp_str_cat(&s, "s.mp_record, s.mp_error, s.mp_unsafe");
     sep = ", ";
     from = m->shadow_sql;
   }

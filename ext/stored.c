@@ -8,8 +8,10 @@
  * own, run while the trigger executes: that is what lets defensive mode
  * (which makes shadow tables read-only to SQL compiled outside a running
  * statement) protect the table without breaking writes to the source.
- * A record is stored safe-packed when its values pass safe packing, and
- * fast-packed otherwise, with the reason in mp_error.
+ * A record is stored safe-packed where its values pass safe packing and
+ * fast-packed where not; mp_unsafe has a bit for each field that did not
+ * pass and mp_error says why, so a safe read that loads none of those
+ * fields still succeeds.
  */
 #include <string.h>
 
@@ -29,7 +31,7 @@ static int write_stmt(sqlite3 *db, mp_model *m, int del, sqlite3_stmt **out) {
   if (!*slot) {
     char *sql = del ? sqlite3_mprintf("DELETE FROM %s WHERE \"%w\" = ?", m->shadow_sql,
                                       m->fields[m->pk].column)
-                    : sqlite3_mprintf("INSERT OR REPLACE INTO %s VALUES(?, ?, ?)", m->shadow_sql);
+                    : sqlite3_mprintf("INSERT OR REPLACE INTO %s VALUES(?, ?, ?, ?)", m->shadow_sql);
     int rc = sql ? sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL)
                  : SQLITE_NOMEM;
     sqlite3_free(sql);
@@ -46,39 +48,27 @@ static int run(sqlite3_stmt *st) {
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Pack a row in full, safe when it can be; *why says why it could not. */
-static int pack_full(mp_model *m, sqlite3_value **vals, mp_packer *p, char **why) {
-  uint64_t all = mp_all_fields(m->nfield);
-  int rc = mp_packer_init(p, m, all, 1, 1, 0);
-  if (rc == SQLITE_OK) rc = mp_pack_values(p, vals, why);
-  if (rc != SQLITE_CONSTRAINT) return rc;
-  mp_packer_free(p);
-  rc = mp_packer_init(p, m, all, 0, 1, 0);
-  if (rc == SQLITE_OK) {
-    char *ignored = NULL;
-    rc = mp_pack_values(p, vals, &ignored);
-    sqlite3_free(ignored);
-  }
-  return rc;
-}
-
-/* Store one row given as the values of every field, in field order. */
+/* Store one row given as the values of every field, in field order:
+ * safe-packed where the values pass, fast where not, and which did not. */
 static int store_row(sqlite3 *db, mp_model *m, sqlite3_value **vals) {
   mp_packer p;
   sqlite3_stmt *st;
-  char *why = NULL;
+  char *err = NULL;
   memset(&p, 0, sizeof p);
   int rc = write_stmt(db, m, 0, &st);
-  if (rc == SQLITE_OK) rc = pack_full(m, vals, &p, &why);
+  if (rc == SQLITE_OK) rc = mp_packer_init(&p, m, mp_all_fields(m->nfield), 1, 1, 0);
+  p.collect = 1;
+  if (rc == SQLITE_OK) rc = mp_pack_values(&p, vals, &err);
   if (rc == SQLITE_OK) {
     size_t len;
     const uint8_t *blob = mp_packer_blob(&p, &len);
     sqlite3_bind_value(st, 1, vals[m->pk]);
     sqlite3_bind_blob64(st, 2, blob, len, SQLITE_STATIC);
-    if (why) sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
+    if (p.why) sqlite3_bind_text(st, 3, p.why, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)p.unsafe);
     rc = run(st);
   }
-  sqlite3_free(why);
+  sqlite3_free(err);
   mp_packer_free(&p);
   return rc;
 }
@@ -193,7 +183,7 @@ int mp_stored_create(sqlite3 *db, const char *schema, mp_model *m, char **err) {
   int rc = source_is_table(db, m, schema, err);
   if (rc != SQLITE_OK) return rc;
   rc = exec(db, sqlite3_mprintf("CREATE TABLE %s(\"%w\" %s PRIMARY KEY, mp_record BLOB NOT NULL, "
-                                "mp_error TEXT)", m->shadow_sql, pk->column,
+                                "mp_error TEXT, mp_unsafe INTEGER NOT NULL)", m->shadow_sql, pk->column,
                                 pk->type == MP_INTEGER ? "INTEGER" : ""), err);
   for (int i = 0; i < 3 && rc == SQLITE_OK; i++)
     rc = exec(db, trigger_sql(m, schema, events[i]), err);

@@ -576,4 +576,194 @@ proc mp_csv_set {s} {
   return [lsort $out]
 }
 
+# ---------------------------------------------------------------- batches, queries, stored models
+
+# Problems of a decoded blob (mp_decode) beyond the layout itself: the
+# ASCII flag (a hint) may only be set when every TEXT byte is below 0x80.
+proc mp_ascii_problems {d types} {
+  if {!([dict get $d flags] & 4)} {return {}}
+  set r 0
+  foreach rec [dict get $d records] {
+    set i 0
+    foreach f $rec {
+      lassign $f kind v
+      if {$kind eq "text"} {
+        binary scan $v cu* bytes
+        foreach b $bytes {
+          if {$b >= 0x80} {return [list "ASCII flag set, record $r field $i has byte $b"]}
+        }
+      }
+      incr i
+    }
+    incr r
+  }
+  return {}
+}
+
+# Decode a list of blobs (each a row or a batch) of one model.  Returns a
+# dict: records (all records, in order), counts (records per blob), flags,
+# masks, fingerprints (one per blob) and problems (layout or ASCII-flag
+# violations, prefixed with the blob's index).
+proc mp_decode_all {blobs types} {
+  set out [dict create records {} counts {} flags {} masks {} fingerprints {} problems {}]
+  set k 0
+  foreach b $blobs {
+    set d [mp_decode $b $types]
+    set p [concat [dict get $d problems] [mp_ascii_problems $d $types]]
+    foreach x $p { dict lappend out problems "blob $k: $x" }
+    if {[dict exists $d count]} {
+      dict lappend out counts [dict get $d count]
+      dict lappend out flags [dict get $d flags]
+      dict lappend out masks [dict get $d mask]
+      dict lappend out fingerprints [dict get $d fingerprint]
+    }
+    foreach r [dict get $d records] { dict lappend out records $r }
+    incr k
+  }
+  return $out
+}
+
+# Compare two lists of decoded records; "" or the first difference.
+proc mp_records_diff {got exp {names {}}} {
+  set n [expr {min([llength $got], [llength $exp])}]
+  for {set i 0} {$i < $n} {incr i} {
+    set diff [mp_record_diff [lindex $got $i] [lindex $exp $i] $names]
+    if {$diff ne ""} {return "record $i: $diff"}
+  }
+  if {[llength $got] != [llength $exp]} {return "[llength $got] records, expected [llength $exp]"}
+  return ""
+}
+
+# Strip the {pk record} pairing of mp_expected_records.
+proc mp_only_records {pairs} { lmap p $pairs {lindex $p 1} }
+
+# The expected decoded records of a query's rows packed into a model, by
+# fast packing (SQLite's CAST rules).  SQL runs in the caller's scope (so
+# $vars bind), wrapped as `SELECT ... FROM (SQL)`; FCOLS gives for each
+# field the result column it reads, or "" for a deferred field; TYPES the
+# field types.  Rows keep the query's order.
+proc mp_query_expected {db sql fcols types} {
+  set exprs {}
+  set n 0
+  foreach c $fcols t $types {
+    if {$c eq ""} continue
+    set q "mpq.\"$c\""
+    lappend exprs "$q IS NULL"
+    switch -- $t {
+      INTEGER { lappend exprs "CAST($q AS INTEGER)" }
+      BOOLEAN { lappend exprs "CAST($q AS INTEGER) != 0" }
+      REAL    { lappend exprs "CAST($q AS REAL)" }
+      TEXT    { lappend exprs "CAST(CAST($q AS TEXT) AS BLOB)" }
+      BLOB    { lappend exprs "CAST($q AS BLOB)" }
+    }
+    incr n
+  }
+  set wrapped "SELECT [join $exprs ,] FROM ($sql) AS mpq"
+  set flat [uplevel 1 [list $db eval $wrapped]]
+  set out {}
+  set per [expr {2 * $n}]
+  for {set at 0} {$at < [llength $flat]} {incr at $per} {
+    set vals [lrange $flat $at [expr {$at + $per - 1}]]
+    set rec {}
+    set j 0
+    foreach c $fcols t $types {
+      if {$c eq ""} { lappend rec {deferred {}}; continue }
+      lassign [lrange $vals [expr {2 * $j}] [expr {2 * $j + 1}]] isnull v
+      if {$isnull} { lappend rec {null {}} } else { lappend rec [list [string tolower $t] $v] }
+      incr j
+    }
+    lappend out $rec
+  }
+  return $out
+}
+
+# The mask of the fields a FCOLS list (as for mp_query_expected) loads.
+proc mp_fcols_mask {fcols} {
+  set m 0
+  set i 0
+  foreach c $fcols {
+    if {$c ne ""} {set m [expr {$m | (1 << $i)}]}
+    incr i
+  }
+  return $m
+}
+
+# Check modelpack_unpack(MODEL, BLOB) against expected decoded records:
+# one row per (record, loaded field) with the field's name, type and value.
+# Returns "" or the first difference.
+proc mp_unpack_diff {db model blob exp names types} {
+  set rows [$db eval {SELECT record, field, name, type, typeof(value), value,
+                             hex(CAST(value AS BLOB)) FROM modelpack_unpack($model, @blob)}]
+  set want {}
+  set r 0
+  foreach rec $exp {
+    set i 0
+    foreach f $rec {
+      lassign $f kind v
+      if {$kind ne "deferred"} {lappend want [list $r $i $kind $v]}
+      incr i
+    }
+    incr r
+  }
+  if {[llength $rows] != 7 * [llength $want]} {
+    return "[expr {[llength $rows] / 7}] unpack rows, expected [llength $want]"
+  }
+  set k 0
+  foreach {rec field name type tv val hex} $rows {
+    lassign [lindex $want $k] er ei ekind ev
+    set what "unpack row $k (record $rec field $field)"
+    if {$rec != $er || $field != $ei} {return "$what: expected record $er field $ei"}
+    if {$name ne [lindex $names $ei]} {return "$what: name $name"}
+    if {$type ne [lindex $types $ei]} {return "$what: type $type"}
+    switch -- $ekind {
+      null { set ok [expr {$tv eq "null"}] }
+      integer - boolean { set ok [expr {$tv eq "integer" && $val == $ev}] }
+      real { set ok [expr {$tv eq "real" && [binary format q $val] eq [binary format q $ev]}] }
+      text { binary scan $ev H* eh; set ok [expr {$tv eq "text" && [string equal -nocase $hex $eh]}] }
+      blob { binary scan $ev H* eh; set ok [expr {$tv eq "blob" && [string equal -nocase $hex $eh]}] }
+    }
+    if {!$ok} {return "$what: got $tv [mp_short $val 60], expected $ekind [mp_short $ev 60]"}
+    incr k
+  }
+  return ""
+}
+
+# Names of a table's columns that form its primary key (PRAGMA table_info).
+proc mp_pk_columns {db table} {
+  set out {}
+  $db eval "PRAGMA table_info(\"$table\")" r { if {$r(pk)} {lappend out [list $r(pk) $r(name)]} }
+  lmap x [lsort -integer -index 0 $out] {lindex $x 1}
+}
+
+# Problems of the blobs of one read: BLOBS should hold EXP (decoded records,
+# in order), each blob with MASK, the fingerprint of NAMES/TYPES/MASK and the
+# SAFE flag iff SAFE.  N = 0: one record per blob, BATCH flag clear; N > 0:
+# batches of N records (the last one partial), BATCH flag set.  Returns ""
+# or the first few problems, one a line.
+proc mp_blobs_problems {blobs exp names types mask safe {n 0}} {
+  set bad {}
+  set d [mp_decode_all $blobs $types]
+  lappend bad {*}[dict get $d problems]
+  set want {}
+  if {$n == 0} {
+    set want [lrepeat [llength $exp] 1]
+  } else {
+    for {set left [llength $exp]} {$left > 0} {incr left -$n} {lappend want [expr {min($left, $n)}]}
+  }
+  if {[llength $blobs] != [llength $want]} {lappend bad "[llength $blobs] blobs, expected [llength $want]"}
+  if {[dict get $d counts] ne $want} {lappend bad "counts [mp_short [dict get $d counts] 100], expected [mp_short $want 100]"}
+  set fp [mp_fingerprint $names $types $mask]
+  set k 0
+  foreach f [dict get $d flags] m [dict get $d masks] p [dict get $d fingerprints] {
+    if {($f & 2) != ($n > 0 ? 2 : 0)} {lappend bad "blob $k: flags $f, BATCH flag should be [expr {$n > 0}]"}
+    if {($f & 1) != ($safe ? 1 : 0)} {lappend bad "blob $k: flags $f, SAFE flag should be $safe"}
+    if {$m != $mask} {lappend bad "blob $k: mask $m, expected $mask"}
+    if {$p != $fp} {lappend bad "blob $k: fingerprint [format %016llx $p], expected [format %016llx $fp]"}
+    incr k
+  }
+  set diff [mp_records_diff [dict get $d records] $exp $names]
+  if {$diff ne ""} {lappend bad $diff}
+  return [join [lrange $bad 0 5] \n]
+}
+
 }
