@@ -33,8 +33,6 @@ typedef struct mp_cursor {
   int keep_of[MP_MAX_FIELDS]; /* batch rows: field -> rd.kept index, or -1 */
   int eof;
   sqlite3_int64 rowno;
-  const uint8_t *blob; /* the current packed blob */
-  size_t blob_len;
   unsigned snap_hooks; /* run-time hooks when the query started */
   uint64_t snap_setattr;
   sqlite3_value *ublob; /* unpack: the blob being read back */
@@ -103,7 +101,6 @@ static int cursor_step(mp_cursor *c) {
   rc = c->how == MP_NOPACK ? step_plain(c, vt) : mp_reader_fill(&c->rd, &err);
   if (rc == SQLITE_ROW) {
     c->rowno++;
-    if (c->how != MP_NOPACK) c->blob = mp_packer_blob(&c->rd.packer, &c->blob_len);
     return SQLITE_OK;
   }
   c->eof = 1;
@@ -256,7 +253,7 @@ int mp_cursor_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
     case MP_COL_PACKED:
       /* Copied: the buffer is packed over by the next row. */
       if (!c->ublob && c->how != MP_NOPACK)
-        sqlite3_result_blob64(ctx, c->blob, c->blob_len, SQLITE_TRANSIENT);
+        sqlite3_result_blob64(ctx, c->rd.blob, c->rd.blob_len, SQLITE_TRANSIENT);
       break;
     case MP_COL_MASK:
       sqlite3_result_int64(ctx, (sqlite3_int64)c->mask);

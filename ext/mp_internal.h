@@ -185,6 +185,8 @@ typedef struct mp_reader {
   int ready;
   int done; /* the statement has returned SQLITE_DONE */
   uint64_t stored_fp, stored_mask, stored_varmask; /* a valid stored record */
+  const uint8_t *blob;              /* the last blob filled */
+  size_t blob_len;
   int nkeep;                        /* columns whose first-row values are kept */
   int keepcol[MP_MAX_FIELDS];
   sqlite3_value *kept[MP_MAX_FIELDS];
@@ -193,7 +195,7 @@ typedef struct mp_reader {
 int mp_reader_config(mp_reader *r, const mp_model *m, uint64_t mask, int safe,
                      uint32_t capacity, int batch);
 void mp_reader_free(mp_reader *r);
-/* SQLITE_ROW: a blob is ready in r->packer; SQLITE_DONE: no more rows;
+/* SQLITE_ROW: r->blob is ready (valid until the next fill); SQLITE_DONE: no more rows;
  * otherwise an error, described by *err when it is set. */
 int mp_reader_fill(mp_reader *r, char **err);
 

@@ -42,8 +42,6 @@ typedef struct q_cursor {
   uint32_t batch;
   int eof;
   sqlite3_int64 rowno;
-  const uint8_t *blob;
-  size_t blob_len;
 } q_cursor;
 
 static int q_error(q_vtab *vt, char *msg) {
@@ -285,7 +283,6 @@ static int q_step(q_cursor *c) {
   int rc = mp_reader_fill(&c->rd, &err);
   if (rc == SQLITE_ROW) {
     c->rowno++;
-    c->blob = mp_packer_blob(&c->rd.packer, &c->blob_len);
     return SQLITE_OK;
   }
   c->eof = 1;
@@ -337,7 +334,7 @@ static int q_eof(sqlite3_vtab_cursor *cur) { return ((q_cursor *)cur)->eof; }
 
 static int q_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
   q_cursor *c = (q_cursor *)cur;
-  if (col == Q_PACKED) sqlite3_result_blob64(ctx, c->blob, c->blob_len, SQLITE_TRANSIENT);
+  if (col == Q_PACKED) sqlite3_result_blob64(ctx, c->rd.blob, c->rd.blob_len, SQLITE_TRANSIENT);
   else if (col == Q_MASK) sqlite3_result_int64(ctx, (sqlite3_int64)c->mask);
   else if (col == Q_MODE) sqlite3_result_text(ctx, c->safe ? "safe" : "fast", -1, SQLITE_STATIC);
   else if (col == Q_BATCH && c->batch) sqlite3_result_int64(ctx, c->batch);

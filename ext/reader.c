@@ -142,5 +142,7 @@ int mp_reader_fill(mp_reader *r, char **err) {
   }
   if (rc == SQLITE_DONE) r->done = 1;
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return rc;
-  return p->count ? SQLITE_ROW : SQLITE_DONE;
+  if (!p->count) return SQLITE_DONE;
+  r->blob = mp_packer_blob(p, &r->blob_len);
+  return SQLITE_ROW;
 }
