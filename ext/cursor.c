@@ -131,10 +131,15 @@ static int start_unpack(mp_cursor *c, sqlite3_value *blob) {
   return SQLITE_OK;
 }
 
-static int choose_how(const mp_model *m, int flags, uint64_t extra, uint32_t batch) {
+static int choose_how(const mp_model *m, int flags, uint64_t extra, uint64_t mask,
+                      uint32_t batch) {
   /* Batches are counted in packed records, even when nobody reads them. */
   if ((flags & MP_PLAN_NOPACK) && !batch) return MP_NOPACK;
-  if (m->stored && (flags & MP_PLAN_PKONLY) && !(extra & ~((uint64_t)1 << m->pk)))
+  /* Slicing a few fields out of a full stored record costs more than
+   * packing them from the source (bench/): stored records serve masks
+   * that load at least half of the fields. */
+  if (m->stored && (flags & MP_PLAN_PKONLY) && !(extra & ~((uint64_t)1 << m->pk)) &&
+      2 * mp_popcount64(mask) >= m->nfield)
     return MP_READ_STORED;
   return flags & MP_PLAN_SORTED ? MP_READ_COLS : MP_READ_FN;
 }
@@ -177,7 +182,7 @@ static int start_source(mp_cursor *c, int flags, const char *idx, sqlite3_value 
   uint64_t retested;
   uint64_t extra = mp_plan_fields(idx, &clause, &retested);
   int rc = SQLITE_OK, bind = 1;
-  c->how = choose_how(m, flags, extra, c->batch);
+  c->how = choose_how(m, flags, extra, c->mask, c->batch);
   if (c->how != MP_NOPACK)
     rc = mp_reader_config(&c->rd, m, c->mask, c->safe, c->batch ? c->batch : 1, c->batch > 0);
   if (rc != SQLITE_OK) return rc;
@@ -197,7 +202,7 @@ static int start_source(mp_cursor *c, int flags, const char *idx, sqlite3_value 
   for (int k = argi; k < argc && rc == SQLITE_OK; k++)
     rc = sqlite3_bind_value(c->rd.stmt, bind++, argv[k]);
   if (rc != SQLITE_OK) return rc;
-  c->rowno = 0;
+  /* rowno runs on across xFilter calls (IN and OR lookups): batch numbers stay unique. */
   c->eof = 0;
   return cursor_step(c);
 }

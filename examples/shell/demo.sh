@@ -20,4 +20,4 @@ echo "== sample database: build/demo.db (20,000 books)"
 sqlite3 build/demo.db < examples/shell/demo.sql
 echo
 echo "== timing: plain sqlite3_column_* loop vs packed rows decoded with include/modelpack.h"
-./build/bench_core ./modelpack --rows 20000 --rounds 3
+./build/bench_core ./modelpack --rows 20000 --rounds 3 --no-memory

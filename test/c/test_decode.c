@@ -6,20 +6,37 @@
  * Round trip.  Without a database file the test builds its own in-memory
  * source table of seeded pseudo-random rows (NULLs, empty and long strings,
  * multi-byte UTF-8, blobs up to 1 MiB, int64 and double extremes), declares
- * a six-field model over it, and for every deferred-field mask, in fast and
- * safe mode, decodes each packed row with include/modelpack.h and compares it
- * with the same row read straight from the source with sqlite3_column_*.
- * The expected fingerprint comes from the test's own field list, so a packer
- * and a header that drift together are still caught.  With a database file,
- * every modelpack model in it is checked the same way, against the model
- * table's own field columns (which always show the source's values).
+ * a six-field model over it, and decodes packed rows with
+ * include/modelpack.h, comparing each with the same row read straight from
+ * the source with sqlite3_column_*, in fast and safe mode.  The expected
+ * fingerprint comes from the test's own field list, so a packer and a
+ * header that drift together are still caught.  Every deferred-field mask
+ * is tried on a copy of the first 150 rows with the long values cut short;
+ * a few masks on the full rows (huge values make every pass slow, under
+ * ASan above all).  The same comparisons then cover:
+ *   - batches (WHERE batch = N, N = 1, 2, 3, 7, 100, 1000): every blob
+ *     validated once, every record compared with the source rows in order,
+ *     every batch full but the last, ceil(rows / N) batches, BATCH flag,
+ *     rowid = batch number, ORDER BY the key descending, an empty result;
+ *   - modelpack_query: the source's rows per row and in batches, and a
+ *     query that renames, reorders and leaves out columns and takes
+ *     parameters;
+ *   - a materialize = stored model over the same source: its blobs decode
+ *     like the packing model's, per row and in batches, also after inserts,
+ *     updates (of the key too) and deletes went through its triggers;
+ *   - the ASCII flag: set only when every TEXT byte is ASCII, and (reading
+ *     from values) always then.
+ * With a database file, every modelpack model in it is checked per row
+ * under every mask and in batches under a few, against the model table's
+ * own field columns (which always show the source's values).
  *
- * Validator.  A few valid blobs (per row, deferred, and a batch assembled by
- * hand) are mutated thousands of ways -- every truncation, every value of
- * every header byte, every value of every record and heap byte, huge heap
- * offsets and lengths, wrapping record counts, random corruption and forged
- * but self-consistent headers -- and each mutant is handed to mp_view_open()
- * in a malloc buffer of exactly its size.  Under `make test-asan` any read
+ * Validator.  A few valid blobs (per row, deferred, a batch assembled by
+ * hand, and two batches as the extension emits them) are mutated thousands
+ * of ways -- every truncation, every value of every header byte, every
+ * value of every record and heap byte, huge heap offsets and lengths,
+ * wrapping record counts, random corruption and forged but self-consistent
+ * headers -- and each mutant is handed to mp_view_open() in a malloc
+ * buffer of exactly its size.  Under `make test-asan` any read
  * past that buffer is an ASan report.  Acceptance must also agree with an
  * independent, deliberately plain re-statement of the rules in
  * docs/FORMAT.md, and every accepted mutant is read in full through the
@@ -234,16 +251,35 @@ static const char SRC_DDL[] =
     "CREATE TABLE src(id INTEGER PRIMARY KEY, n INTEGER, x REAL, s TEXT,"
     " b BLOB, f BOOLEAN)";
 
-/* COLUMN options on purpose: field names and source columns differ, so a
- * packer that reads columns by field name would fail loudly. */
-static const char MODEL_DDL[] =
-    "CREATE VIRTUAL TABLE m USING modelpack(source='src',"
-    " id INTEGER PRIMARY KEY, qty INTEGER COLUMN n, price REAL COLUMN x,"
-    " title TEXT COLUMN s, cover BLOB COLUMN b, in_print BOOLEAN COLUMN f)";
+/* The first 150 rows with every string and blob longer than 200 bytes cut
+ * short, so the first rows' edge cases are all there: the passes that try
+ * every mask (with every batch size) read these, and only a few passes
+ * read the huge values, which make every pass slow (under ASan above all). */
+static const char SMALL_DDL[] =
+    "CREATE TABLE src_small(id INTEGER PRIMARY KEY, n INTEGER, x REAL, s TEXT,"
+    " b BLOB, f BOOLEAN);"
+    "INSERT INTO src_small SELECT id, n, x,"
+    " CASE WHEN length(CAST(s AS BLOB)) > 200 THEN substr(s, 1, 40) ELSE s END,"
+    " CASE WHEN length(b) > 200 THEN substr(b, 1, 100) ELSE b END, f"
+    " FROM src ORDER BY id LIMIT 150";
 
-static void own_model(model *m) {
+/* COLUMN options on purpose: field names and source columns differ, so a
+ * packer that reads columns by field name would fail loudly.  `stored`
+ * adds materialize = stored: the same fields, kept pre-packed. */
+static int create_model(sqlite3 *db, const char *name, const char *source, int stored) {
+  char *sql = sqlite3_mprintf(
+      "CREATE VIRTUAL TABLE \"%w\" USING modelpack(source='%q',%s"
+      " id INTEGER PRIMARY KEY, qty INTEGER COLUMN n, price REAL COLUMN x,"
+      " title TEXT COLUMN s, cover BLOB COLUMN b, in_print BOOLEAN COLUMN f)",
+      name, source, stored ? " materialize = stored," : "");
+  int ok = sql && exec(db, sql);
+  sqlite3_free(sql);
+  return ok;
+}
+
+static void own_model(model *m, const char *name, const char *source) {
   memset(m, 0, sizeof *m);
-  m->name = sqlite3_mprintf("m");
+  m->name = sqlite3_mprintf("%s", name);
   model_add(m, "id", "id", MP_INTEGER);
   model_add(m, "qty", "n", MP_INTEGER);
   model_add(m, "price", "x", MP_REAL);
@@ -251,7 +287,7 @@ static void own_model(model *m) {
   model_add(m, "cover", "b", MP_BLOB);
   model_add(m, "in_print", "f", MP_BOOLEAN);
   m->pk = 0;
-  m->ref_sql = sqlite3_mprintf("SELECT id, n, x, s, b, f FROM src ORDER BY id");
+  m->ref_sql = sqlite3_mprintf("SELECT id, n, x, s, b, f FROM \"%w\" ORDER BY id", source);
 }
 
 typedef struct bytes {
@@ -546,6 +582,8 @@ typedef struct pass {
   uint64_t varmask, fp;
   int safe;
   sqlite3_int64 row; /* current row number, for messages */
+  uint32_t rec;      /* record of the blob being checked */
+  char label[160];   /* what is read: model, and how */
 } pass;
 
 static void pk_label(sqlite3_stmt *ref, int col, char *out, size_t cap) {
@@ -557,13 +595,13 @@ static void pk_label(sqlite3_stmt *ref, int col, char *out, size_t cap) {
 
 #define WHERE_FMT "%s mask=%" PRIu64 " (asked %" PRIu64 ") mode=%s row %lld pk=%s"
 #define WHERE_ARGS(p, pk) \
-  (p)->m->name, (p)->mask, (p)->req_mask, (p)->safe ? "safe" : "fast", (p)->row, pk
+  (p)->label, (p)->mask, (p)->req_mask, (p)->safe ? "safe" : "fast", (p)->row, pk
 
 /* A TEXT or BLOB slot: same bytes as the reference, NUL after them. */
 static int check_bytes(const pass *p, const mp_view *v, int i,
                        const uint8_t *want, size_t want_n, const char *pk) {
   uint32_t n;
-  const uint8_t *got = mp_get_bytes(v, 0, i, &n);
+  const uint8_t *got = mp_get_bytes(v, p->rec, i, &n);
   if ((uintptr_t)got < (uintptr_t)v->heap ||
       (uintptr_t)(got + n) >= (uintptr_t)(v->heap + v->heap_size))
     return failf(WHERE_FMT ": field %s points outside the heap", WHERE_ARGS(p, pk),
@@ -594,14 +632,14 @@ static int check_value(const pass *p, const mp_view *v, int i,
     case MP_BOOLEAN: {
       int64_t want = sqlite3_column_int64(ref, i);
       if (p->m->f[i].type == MP_BOOLEAN && !p->safe) want = want != 0;
-      int64_t got = mp_get_int64(v, 0, i);
+      int64_t got = mp_get_int64(v, p->rec, i);
       if (got != want)
         return failf(WHERE_FMT ": field %s = %" PRId64 ", source %" PRId64,
                      WHERE_ARGS(p, pk), name, got, want);
       return 1;
     }
     case MP_REAL: {
-      double want = sqlite3_column_double(ref, i), got = mp_get_double(v, 0, i);
+      double want = sqlite3_column_double(ref, i), got = mp_get_double(v, p->rec, i);
       if (memcmp(&want, &got, sizeof got) != 0) /* bitwise: -0.0, inf */
         return failf(WHERE_FMT ": field %s = %.17g, source %.17g",
                      WHERE_ARGS(p, pk), name, got, want);
@@ -626,20 +664,46 @@ static int check_field(const pass *p, const mp_view *v, int i,
     return failf(WHERE_FMT ": field %s loaded=%d, expected %d", WHERE_ARGS(p, pk),
                  name, mp_is_loaded(v, i), loaded);
   if (!loaded) {
-    if (mp_is_null(v, 0, i))
+    if (mp_is_null(v, p->rec, i))
       return failf(WHERE_FMT ": deferred field %s has its NULL bit set",
                    WHERE_ARGS(p, pk), name);
     return 1;
   }
   int null = sqlite3_column_type(ref, i) == SQLITE_NULL;
-  if (mp_is_null(v, 0, i) != null)
+  if (mp_is_null(v, p->rec, i) != null)
     return failf(WHERE_FMT ": field %s NULL=%d, source NULL=%d", WHERE_ARGS(p, pk),
-                 name, mp_is_null(v, 0, i), null);
+                 name, mp_is_null(v, p->rec, i), null);
   return null ? 1 : check_value(p, v, i, ref, pk);
 }
 
+/* Every byte of every loaded, non-NULL TEXT value of the blob is < 0x80. */
+static int text_is_ascii(const model *m, const mp_view *v) {
+  for (uint32_t r = 0; r < v->count; r++)
+    for (int i = 0; i < m->nfield; i++) {
+      if (m->f[i].type != MP_TEXT || !mp_is_loaded(v, i) || mp_is_null(v, r, i)) continue;
+      uint32_t n;
+      const uint8_t *t = mp_get_bytes(v, r, i, &n);
+      for (uint32_t k = 0; k < n; k++)
+        if (t[k] >= 0x80) return 0;
+    }
+  return 1;
+}
+
+/* The ASCII flag is only a hint to readers (check_bytes holds it to "set
+ * means ASCII"), but packing from values sets it exactly: when clear, a
+ * client would decode UTF-8 for nothing. */
+static int check_ascii_flag(const pass *p, const mp_view *v, const char *pk) {
+  int ascii = text_is_ascii(p->m, v);
+  if (((v->flags & MP_FLAG_ASCII) != 0) != ascii)
+    return failf(WHERE_FMT ": ASCII flag %s, but the TEXT values are%s all ASCII",
+                 WHERE_ARGS(p, pk), (v->flags & MP_FLAG_ASCII) ? "set" : "clear",
+                 ascii ? "" : " not");
+  return 1;
+}
+
 static int check_header(const pass *p, const mp_view *v, const char *pk) {
-  int ok = 1;
+  /* A file's stored model may hold records packed before the flag existed. */
+  int ok = p->m->from_file || check_ascii_flag(p, v, pk);
   if (v->count != 1)
     ok = failf(WHERE_FMT ": count %u in a per-row blob", WHERE_ARGS(p, pk), v->count);
   if (((v->flags & MP_FLAG_SAFE) != 0) != p->safe)
@@ -742,7 +806,8 @@ static void compare_rows(sqlite3 *db, pass *p, sqlite3_stmt *st, sqlite3_stmt *r
 }
 
 static void run_pass(sqlite3 *db, const model *m, uint64_t req_mask, int safe) {
-  pass p = {m, req_mask, req_mask | ((uint64_t)1 << m->pk), 0, 0, safe, 0};
+  pass p = {m, req_mask, req_mask | ((uint64_t)1 << m->pk), 0, 0, safe, 0, 0, ""};
+  snprintf(p.label, sizeof p.label, "%s", m->name);
   p.varmask = varmask_of(m, p.mask);
   p.fp = mp_fingerprint(m->names, m->types, m->nfield, p.mask);
   tally(check_layout(db, m, p.mask, p.fp));
@@ -790,9 +855,20 @@ static int masks_for(const model *m, uint64_t *out) {
   return n;
 }
 
-static void check_model(sqlite3 *db, const model *m) {
+/* Every mask (up to 8 fields; a spread for wider models), or with `few` set
+ * the full mask, the key alone and one random mask. */
+static int masks_or_few(const model *m, int few, uint64_t *out) {
+  if (!few) return masks_for(m, out);
+  uint64_t others = mp_all_fields(m->nfield) & ~((uint64_t)1 << m->pk);
+  out[0] = mp_all_fields(m->nfield);
+  out[1] = 0;
+  out[2] = rnd() & others;
+  return 3;
+}
+
+static void check_model(sqlite3 *db, const model *m, int few) {
   uint64_t masks[MAX_MASKS];
-  int n = masks_for(m, masks);
+  int n = masks_or_few(m, few, masks);
   long before = n_passed + n_failed;
   for (int k = 0; k < n; k++) {
     /* Half the passes leave the key bit out: the table must add it. */
@@ -805,6 +881,408 @@ static void check_model(sqlite3 *db, const model *m) {
          n_passed + n_failed - before);
 }
 
+/* ------------------------------------- batches, modelpack_query, stored */
+
+static const uint32_t BATCH_SIZES[] = {1, 2, 3, 7, 100, 1000};
+#define N_BATCH_SIZES (int)(sizeof BATCH_SIZES / sizeof BATCH_SIZES[0])
+
+/*
+ * A read that hands out blobs.  Its SQL binds ?1 mask, ?2 mode and, when
+ * batch > 0, ?3 batch, and returns the columns packed, rowid, mask, mode,
+ * batch; ref_sql returns the source rows it must produce, in the same
+ * order, one column per field.
+ */
+typedef struct blob_read {
+  const model *m;
+  const char *what;   /* for messages: "batch", "query", "stored", ... */
+  char *sql, *ref_sql;
+  uint32_t batch;     /* records per blob; 0: one row per blob */
+  int rowid_is_batch; /* rowid must count the blobs 1, 2, ... */
+  uint64_t avail;     /* fields the read can load (a query: its columns) */
+  int ascii_hint;     /* the ASCII flag may be clear on ASCII text (stored) */
+} blob_read;
+
+/* Model table `table` (the fields of m), in pk order (desc: descending). */
+static blob_read model_read(const model *m, const char *table, const char *what,
+                            uint32_t batch, int desc) {
+  const char *pk = m->f[m->pk].name;
+  blob_read r = {m, what, NULL, NULL, batch, batch > 0, mp_all_fields(m->nfield), 0};
+  r.sql = sqlite3_mprintf("SELECT packed, rowid, mask, mode, batch FROM \"%w\""
+                          " WHERE mask = ?1 AND mode = ?2%s ORDER BY \"%w\"%s",
+                          table, batch ? " AND batch = ?3" : "", pk, desc ? " DESC" : "");
+  r.ref_sql = sqlite3_mprintf("%s%s", m->ref_sql, desc ? " DESC" : "");
+  return r;
+}
+
+/* modelpack_query(m, query, params...): `query` must return the rows of
+ * ref_sql (which takes ownership of nothing: both are copied). */
+static blob_read query_read(const model *m, const char *what, const char *query,
+                            const char *params, const char *ref_sql, uint64_t avail,
+                            uint32_t batch) {
+  blob_read r = {m, what, NULL, NULL, batch, 0, avail | ((uint64_t)1 << m->pk), 0};
+  r.sql = sqlite3_mprintf("SELECT packed, rowid, mask, mode, batch FROM"
+                          " modelpack_query('%q', '%q'%s) WHERE mask = ?1 AND mode = ?2%s",
+                          m->name, query, params, batch ? " AND batch = ?3" : "");
+  r.ref_sql = sqlite3_mprintf("%s", ref_sql);
+  return r;
+}
+
+static void blob_read_free(blob_read *r) {
+  sqlite3_free(r->sql);
+  sqlite3_free(r->ref_sql);
+}
+
+/* Header of a blob of a blob_read, and the hidden columns beside it. */
+static int check_blob_header(const pass *p, const blob_read *r, const mp_view *v,
+                             sqlite3_stmt *st, long nblob) {
+  int ok = 1;
+  char pk[32];
+  snprintf(pk, sizeof pk, "(blob %ld)", nblob);
+  if (((v->flags & MP_FLAG_SAFE) != 0) != p->safe)
+    ok = failf(WHERE_FMT ": flags 0x%04x, SAFE flag wrong", WHERE_ARGS(p, pk), v->flags);
+  if (((v->flags & MP_FLAG_BATCH) != 0) != (r->batch > 0))
+    ok = failf(WHERE_FMT ": flags 0x%04x, BATCH flag wrong", WHERE_ARGS(p, pk), v->flags);
+  if (v->count < 1 || v->count > (r->batch ? r->batch : 1))
+    ok = failf(WHERE_FMT ": %u records in a blob of at most %u", WHERE_ARGS(p, pk),
+               v->count, r->batch ? r->batch : 1);
+  if (v->mask != p->mask || v->varmask != p->varmask)
+    ok = failf(WHERE_FMT ": header mask %" PRIu64 " varmask %" PRIu64
+               ", expected %" PRIu64 "/%" PRIu64,
+               WHERE_ARGS(p, pk), v->mask, v->varmask, p->mask, p->varmask);
+  if (r->rowid_is_batch && sqlite3_column_int64(st, 1) != nblob)
+    ok = failf(WHERE_FMT ": rowid %lld, expected the batch number", WHERE_ARGS(p, pk),
+               sqlite3_column_int64(st, 1));
+  if ((uint64_t)sqlite3_column_int64(st, 2) != p->mask)
+    ok = failf(WHERE_FMT ": mask column reads %lld", WHERE_ARGS(p, pk),
+               sqlite3_column_int64(st, 2));
+  const char *mode = (const char *)sqlite3_column_text(st, 3);
+  if (!mode || strcmp(mode, p->safe ? "safe" : "fast") != 0)
+    ok = failf(WHERE_FMT ": mode column reads %s", WHERE_ARGS(p, pk), mode ? mode : "NULL");
+  if (r->batch ? sqlite3_column_int64(st, 4) != r->batch
+               : sqlite3_column_type(st, 4) != SQLITE_NULL)
+    ok = failf(WHERE_FMT ": batch column reads %s", WHERE_ARGS(p, pk),
+               sqlite3_column_text(st, 4) ? (const char *)sqlite3_column_text(st, 4) : "NULL");
+  return ok;
+}
+
+/* Every record of one blob against the next reference rows. */
+static int check_blob_records(sqlite3 *db, pass *p, const mp_view *v, sqlite3_stmt *ref) {
+  int ok = 1;
+  for (p->rec = 0; p->rec < v->count; p->rec++) {
+    char pk[48] = "-";
+    p->row++;
+    int rr = sqlite3_step(ref);
+    if (rr != SQLITE_ROW)
+      return failf(WHERE_FMT ": record %u of the blob has no reference row (%s)",
+                   WHERE_ARGS(p, pk), p->rec, rr == SQLITE_DONE ? "done" : sqlite3_errmsg(db));
+    pk_label(ref, p->m->pk, pk, sizeof pk);
+    for (int i = 0; i < p->m->nfield; i++) ok &= check_field(p, v, i, ref, pk);
+  }
+  return ok;
+}
+
+/*
+ * One pass of a blob_read: every blob validated (in a buffer of exactly its
+ * size, for ASan), every record compared with the reference rows in order,
+ * every batch full but the last, and ceil(rows / batch) batches in all.
+ */
+static void run_blob_pass(sqlite3 *db, const blob_read *r, uint64_t req_mask, int safe) {
+  const model *m = r->m;
+  pass p = {m, req_mask, (req_mask & r->avail) | ((uint64_t)1 << m->pk), 0, 0, safe, 0, 0, ""};
+  snprintf(p.label, sizeof p.label, "%s %s batch=%u", m->name, r->what, r->batch);
+  p.varmask = varmask_of(m, p.mask);
+  p.fp = mp_fingerprint(m->names, m->types, m->nfield, p.mask);
+  sqlite3_stmt *st = prepare(db, r->sql), *ref = prepare(db, r->ref_sql);
+  long nblob = 0, short_blobs = 0;
+  int rc = SQLITE_ERROR;
+  if (st && ref) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)req_mask);
+    sqlite3_bind_text(st, 2, safe ? "safe" : "fast", -1, SQLITE_STATIC);
+    if (r->batch) sqlite3_bind_int64(st, 3, r->batch);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      nblob++;
+      size_t len = (size_t)sqlite3_column_bytes(st, 0);
+      if (sqlite3_column_type(st, 0) != SQLITE_BLOB) {
+        tally(failf("%s: blob %ld: packed is not a BLOB", p.label, nblob));
+        break;
+      }
+      uint8_t *blob = malloc(len ? len : 1);
+      if (!blob) abort();
+      memcpy(blob, sqlite3_column_blob(st, 0), len);
+      mp_view v;
+      const char *why = "";
+      if (!mp_view_open(&v, blob, len, p.fp, &why)) {
+        tally(failf("%s mask=%" PRIu64 " mode=%s: blob %ld (%zu bytes) refused: %s",
+                    p.label, p.mask, safe ? "safe" : "fast", nblob, len, why));
+      } else {
+        int ok = check_blob_header(&p, r, &v, st, nblob);
+        if (!r->ascii_hint && !m->from_file) ok &= check_ascii_flag(&p, &v, "(whole blob)");
+        ok &= check_blob_records(db, &p, &v, ref);
+        /* Only the last batch may be short. */
+        if (r->batch && v.count < r->batch) short_blobs++;
+        tally(ok);
+      }
+      free(blob);
+    }
+  }
+  if (rc == SQLITE_DONE) {
+    /* The reference must be used up, and the batch count follow from it. */
+    int rr = sqlite3_step(ref);
+    long want = r->batch ? (long)((p.row + r->batch - 1) / r->batch) : (long)p.row;
+    tally(rr == SQLITE_DONE ||
+          failf("%s mask=%" PRIu64 " mode=%s: only %lld records, the reference has more",
+                p.label, p.mask, safe ? "safe" : "fast", p.row));
+    tally((nblob == want && short_blobs <= 1) ||
+          failf("%s mask=%" PRIu64 " mode=%s: %ld blobs (%ld not full) for %lld records,"
+                " expected %ld", p.label, p.mask, safe ? "safe" : "fast", nblob,
+                short_blobs, p.row, want));
+  } else if (st && ref && rc != SQLITE_ROW) {
+    if (is_value_refusal(&p, db))
+      printf("note: %s safe mode refused the data: %s\n", p.label, sqlite3_errmsg(db));
+    else
+      tally(failf("%s mask=%" PRIu64 " mode=%s: step %d: %s", p.label, p.mask,
+                  safe ? "safe" : "fast", rc, sqlite3_errmsg(db)));
+  } else if (!st || !ref) {
+    tally(0);
+  }
+  sqlite3_finalize(st);
+  sqlite3_finalize(ref);
+}
+
+/* A blob_read under each mask (every one, or a few) in both modes. */
+static long run_blob_passes(sqlite3 *db, const blob_read *r, int few) {
+  uint64_t masks[MAX_MASKS];
+  int n = masks_or_few(r->m, few, masks);
+  long before = n_passed + n_failed;
+  for (int k = 0; k < n; k++) {
+    run_blob_pass(db, r, masks[k], 0);
+    run_blob_pass(db, r, masks[k], 1);
+  }
+  return n_passed + n_failed - before;
+}
+
+/*
+ * Model-table batches of every size.  level 2: under every mask, both
+ * modes; 1: a few masks, both modes; 0: one pass per size (masks and modes
+ * taking turns), for the huge rows.  Then ORDER BY the key, descending:
+ * the batches must follow the source's order.
+ */
+static void test_batches(sqlite3 *db, const model *m, const char *table, int level) {
+  uint64_t few[MAX_MASKS];
+  int nfew = masks_or_few(m, 1, few);
+  long before = n_passed + n_failed;
+  for (int k = 0; k < N_BATCH_SIZES; k++) {
+    blob_read r = model_read(m, table, "batch", BATCH_SIZES[k], 0);
+    if (level)
+      run_blob_passes(db, &r, level < 2);
+    else
+      run_blob_pass(db, &r, few[k % nfew], k % 2);
+    blob_read_free(&r);
+  }
+  for (int k = 2; k < (level ? N_BATCH_SIZES : 3); k += 2) {
+    blob_read r = model_read(m, table, "batch desc", BATCH_SIZES[k], 1);
+    run_blob_pass(db, &r, few[0], k % 4 == 0);
+    blob_read_free(&r);
+  }
+  printf("batches %s: sizes 1 to 1000, %s, %ld checks\n", table,
+         level == 2 ? "every mask x 2 modes" : level ? "3 masks x 2 modes" : "1 pass each",
+         n_passed + n_failed - before);
+}
+
+/* Empty results give no batch at all. */
+static void test_empty_batch(sqlite3 *db, const model *m) {
+  char *sql = sqlite3_mprintf("SELECT count(*) FROM \"%w\" WHERE batch = 7 AND \"%w\" < 0",
+                              m->name, m->f[m->pk].name);
+  sqlite3_stmt *st = sql ? prepare(db, sql) : NULL;
+  int ok = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0;
+  tally(ok || failf("%s: an empty result in batches does not give zero rows: %s", m->name,
+                    sqlite3_errmsg(db)));
+  sqlite3_finalize(st);
+  sqlite3_free(sql);
+}
+
+/*
+ * modelpack_query round trip: the whole source once per row and once in
+ * batches; every mask on the small rows, per row and in batches; a query
+ * that renames columns with AS, lists them out of field order, leaves some
+ * out and takes parameters (a blob among them).
+ */
+static void test_query(sqlite3 *db, const model *m, const model *small) {
+  uint64_t all = mp_all_fields(m->nfield), few[MAX_MASKS];
+  masks_or_few(m, 1, few);
+  long before = n_passed + n_failed;
+  for (int k = 0; k < 2; k++) {
+    blob_read r = query_read(m, "query", "SELECT id, n, x, s, b, f FROM src ORDER BY id", "",
+                             m->ref_sql, all, k ? 7 : 0);
+    run_blob_pass(db, &r, few[k ? 2 : 0], k);
+    blob_read_free(&r);
+  }
+  for (int k = 0; k < 2; k++) {
+    blob_read r = query_read(small, "query", "SELECT id, n, x, s, b, f FROM src_small ORDER BY id",
+                             "", small->ref_sql, all, k ? 3 : 0);
+    run_blob_passes(db, &r, 0);
+    blob_read_free(&r);
+  }
+  /* id, price and title only: qty, cover and in_print are deferred. */
+  uint64_t some = (uint64_t)1 << 0 | (uint64_t)1 << 2 | (uint64_t)1 << 3;
+  for (int k = 0; k < 2; k++) {
+    blob_read r = query_read(small, "query AS ?", "SELECT s AS title, x AS Price, id FROM src_small"
+                             " WHERE id > ?1 AND ?2 IS NOT NULL ORDER BY id", ", 10, x'00ff'",
+                             "SELECT id, n, x, s, b, f FROM src_small WHERE id > 10 ORDER BY id",
+                             some, k ? 3 : 0);
+    run_blob_pass(db, &r, all, 0);
+    run_blob_pass(db, &r, all, 1);
+    run_blob_pass(db, &r, (uint64_t)1 << 3, 0); /* the mask narrows further */
+    blob_read_free(&r);
+  }
+  printf("modelpack_query: %ld checks\n", n_passed + n_failed - before);
+}
+
+/* Two accepted views hold the same records (the ASCII flag is a hint, and
+ * heap order is the writer's business: values are compared, not bytes). */
+static int same_records(const mp_view *a, const mp_view *b, const char **why) {
+  if (a->count != b->count) return (*why = "record counts differ"), 0;
+  if ((a->flags & ~MP_FLAG_ASCII) != (b->flags & ~MP_FLAG_ASCII)) return (*why = "flags differ"), 0;
+  if (a->mask != b->mask || a->varmask != b->varmask || a->fingerprint != b->fingerprint)
+    return (*why = "masks or fingerprints differ"), 0;
+  for (uint32_t r = 0; r < a->count; r++) {
+    if (mp_rd64(mp_record(a, r)) != mp_rd64(mp_record(b, r))) return (*why = "NULL bits differ"), 0;
+    for (int i = 0; i < MP_MAX_FIELDS; i++) {
+      if (!mp_is_loaded(a, i) || mp_is_null(a, r, i)) continue;
+      if ((a->varmask >> i) & 1) {
+        uint32_t na, nb;
+        const uint8_t *pa = mp_get_bytes(a, r, i, &na), *pb = mp_get_bytes(b, r, i, &nb);
+        if (na != nb || memcmp(pa, pb, na) != 0) return (*why = "TEXT/BLOB values differ"), 0;
+      } else if (mp_get_int64(a, r, i) != mp_get_int64(b, r, i)) {
+        return (*why = "slot values differ"), 0;
+      }
+    }
+  }
+  return 1;
+}
+
+/* The stored model's blobs decode exactly like the packing model's. */
+static void compare_models(sqlite3 *db, const model *m, const char *stored, uint64_t req,
+                           int safe, uint32_t batch, const char *when) {
+  blob_read a = model_read(m, m->name, "", batch, 0), b = model_read(m, stored, "", batch, 0);
+  sqlite3_stmt *sa = prepare(db, a.sql), *sb = prepare(db, b.sql);
+  long n = 0;
+  int ok = sa && sb;
+  for (int k = 0; ok && k < 2; k++) {
+    sqlite3_stmt *st = k ? sb : sa;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)req);
+    sqlite3_bind_text(st, 2, safe ? "safe" : "fast", -1, SQLITE_STATIC);
+    if (batch) sqlite3_bind_int64(st, 3, batch);
+  }
+  while (ok) {
+    int ra = sqlite3_step(sa), rb = sqlite3_step(sb);
+    if (ra == SQLITE_DONE && rb == SQLITE_DONE) break;
+    n++;
+    if (ra != SQLITE_ROW || rb != SQLITE_ROW) {
+      ok = failf("%s vs %s (%s) mask=%" PRIu64 " %s batch=%u, blob %ld: steps %d/%d: %s",
+                 m->name, stored, when, req, safe ? "safe" : "fast", batch, n, ra, rb,
+                 sqlite3_errmsg(db));
+      break;
+    }
+    mp_view va, vb;
+    const char *why = "";
+    if (!mp_view_open(&va, sqlite3_column_blob(sa, 0), (size_t)sqlite3_column_bytes(sa, 0), 0, &why) ||
+        !mp_view_open(&vb, sqlite3_column_blob(sb, 0), (size_t)sqlite3_column_bytes(sb, 0), 0, &why) ||
+        !same_records(&va, &vb, &why))
+      ok = failf("%s vs %s (%s) mask=%" PRIu64 " %s batch=%u, blob %ld: %s", m->name, stored,
+                 when, req, safe ? "safe" : "fast", batch, n, why);
+  }
+  tally(ok);
+  sqlite3_finalize(sa);
+  sqlite3_finalize(sb);
+  blob_read_free(&a);
+  blob_read_free(&b);
+}
+
+/* All combinations of a few masks, both modes and per row / batches of 3
+ * and 1000 (level 1), or (level 0, for the huge rows) three of them with
+ * small batches: a batch of many huge rows is slow to allocate and copy. */
+static void compare_stored(sqlite3 *db, const model *m, const char *stored, const char *when,
+                           int level) {
+  uint64_t masks[MAX_MASKS];
+  masks_or_few(m, 1, masks);
+  static const uint32_t sizes[] = {0, 3, 1000};
+  if (!level) {
+    compare_models(db, m, stored, masks[0], 0, 0, when);
+    compare_models(db, m, stored, masks[0], 1, 3, when);
+    compare_models(db, m, stored, masks[2], 0, 7, when);
+    return;
+  }
+  for (int k = 0; k < 3; k++)
+    for (int j = 0; j < 3; j++)
+      for (int safe = 0; safe < 2; safe++)
+        compare_models(db, m, stored, masks[k], safe, sizes[j], when);
+}
+
+/* Changes through the source's triggers: inserts, updates, a key update
+ * and deletes. */
+static int change_source(sqlite3 *db, const char *table) {
+  char *sql = sqlite3_mprintf(
+      "INSERT INTO \"%w\" VALUES(100001, 5, 2.5, 'new row', x'0102', 1);"
+      "INSERT INTO \"%w\" VALUES(100002, NULL, NULL, NULL, NULL, NULL);"
+      "UPDATE \"%w\" SET s = s || ' (changed)', n = n / 2 WHERE id %% 10 = 0;"
+      "UPDATE \"%w\" SET id = 200000 + id WHERE id IN (5, 17);"
+      "UPDATE \"%w\" SET b = NULL, x = -0.0 WHERE id = 3;"
+      "DELETE FROM \"%w\" WHERE id IN (7, 8, 100002);",
+      table, table, table, table, table, table);
+  int ok = sql && exec(db, sql);
+  sqlite3_free(sql);
+  return ok;
+}
+
+/*
+ * Stored model round trip: a model with materialize = stored over the same
+ * source reads back what the packing model reads (and what the source
+ * holds), per row and in batches, before and after the source changes.
+ */
+static void test_stored(sqlite3 *db, const model *m, const model *small) {
+  long before = n_passed + n_failed;
+  uint64_t few[MAX_MASKS];
+  masks_or_few(m, 1, few);
+  model ms, sms;
+  own_model(&ms, "m_stored", "src");
+  own_model(&sms, "m_small_stored", "src_small");
+  int ok = create_model(db, "m_stored", "src", 1) &&
+           create_model(db, "m_small_stored", "src_small", 1);
+  if (ok) {
+    compare_stored(db, m, "m_stored", "as created", 0);
+    compare_stored(db, small, "m_small_stored", "as created", 1);
+    /* Stored records copied whole may keep a clear ASCII flag. */
+    blob_read r = model_read(&ms, "m_stored", "stored", 0, 0);
+    r.ascii_hint = 1;
+    run_blob_pass(db, &r, few[0], 1);
+    blob_read_free(&r);
+    r = model_read(&ms, "m_stored", "stored", 100, 0);
+    r.ascii_hint = 1;
+    run_blob_pass(db, &r, few[2], 0);
+    blob_read_free(&r);
+    for (int k = 0; k < 2; k++) {
+      r = model_read(&sms, "m_small_stored", "stored", k ? 7 : 0, 0);
+      r.ascii_hint = 1;
+      run_blob_passes(db, &r, 0);
+      blob_read_free(&r);
+    }
+    ok = change_source(db, "src") && change_source(db, "src_small");
+  }
+  if (ok) {
+    compare_stored(db, m, "m_stored", "after changes", 0);
+    compare_stored(db, small, "m_small_stored", "after changes", 1);
+    blob_read r = model_read(&sms, "m_small_stored", "stored, changed", 3, 0);
+    r.ascii_hint = 1;
+    run_blob_passes(db, &r, 1);
+    blob_read_free(&r);
+  }
+  tally(ok);
+  model_free(&ms);
+  model_free(&sms);
+  printf("stored model: %ld checks\n", n_passed + n_failed - before);
+}
+
 static void test_generated(const char *ext) {
   sqlite3 *db = open_with_extension(":memory:", SQLITE_OPEN_READWRITE, ext);
   model m;
@@ -812,13 +1290,25 @@ static void test_generated(const char *ext) {
     tally(0);
     return;
   }
-  own_model(&m);
-  int ok = exec(db, SRC_DDL) && fill_source(db, NROWS) && exec(db, MODEL_DDL);
+  model small;
+  own_model(&m, "m", "src");
+  own_model(&small, "m_small", "src_small");
+  int ok = exec(db, SRC_DDL) && fill_source(db, NROWS) && create_model(db, "m", "src", 0) &&
+           exec(db, SMALL_DDL) && create_model(db, "m_small", "src_small", 0);
   char *json = ok ? layout_json(db, "m", mp_all_fields(m.nfield)) : NULL;
   tally(json && check_declared_fields(db, &m, json));
   sqlite3_free(json);
-  if (ok) check_model(db, &m);
+  if (ok) {
+    check_model(db, &m, 1);
+    check_model(db, &small, 0);
+    test_batches(db, &m, "m", 0);
+    test_batches(db, &small, "m_small", 2);
+    test_empty_batch(db, &m);
+    test_query(db, &m, &small);
+    test_stored(db, &m, &small); /* last: it changes src */
+  }
   model_free(&m);
+  model_free(&small);
   sqlite3_close(db);
 }
 
@@ -872,8 +1362,11 @@ static void test_database(const char *ext, const char *path) {
   while (st && sqlite3_step(st) == SQLITE_ROW) {
     model m;
     nmodel++;
-    if (load_model(db, (const char *)sqlite3_column_text(st, 0), &m))
-      check_model(db, &m);
+    if (load_model(db, (const char *)sqlite3_column_text(st, 0), &m)) {
+      check_model(db, &m, 0);
+      test_batches(db, &m, m.name, 1);
+      test_empty_batch(db, &m);
+    }
     else
       tally(failf("cannot read the layout of model %s", m.name));
     model_free(&m);
@@ -1219,7 +1712,7 @@ static void fuzz_blob(const char *label, const bytes *b) {
 
 static void test_validator(const char *ext) {
   sqlite3 *db = open_with_extension(":memory:", SQLITE_OPEN_READWRITE, ext);
-  bytes rows[3] = {{0}}, deferred = {0}, batch = {0};
+  bytes rows[3] = {{0}}, deferred = {0}, batch = {0}, real = {0}, real2 = {0};
   int ok = db && exec(db, VAL_SQL);
   for (int r = 0; ok && r < 3; r++) {
     char sql[96];
@@ -1230,10 +1723,18 @@ static void test_validator(const char *ext) {
                             "modelpack_mask('vm', 'id,a,x')", &deferred);
   ok = ok && make_batch(rows, 3, &batch);
   tally(ok && check_batch(rows, 3, &batch));
+  /* Batches as the extension emits them: all three rows in one blob, and
+   * the first two of a deferred-mask read in batches of 2. */
+  ok = ok && fetch_blob(db, "SELECT packed FROM vm WHERE batch = 3", &real);
+  tally(ok && check_batch(rows, 3, &real));
+  ok = ok && fetch_blob(db, "SELECT packed FROM vm WHERE batch = 2 AND mask = "
+                            "modelpack_mask('vm', 'id,a,b') ORDER BY id", &real2);
   if (ok) {
     fuzz_blob("row", &rows[0]);
     fuzz_blob("deferred", &deferred);
     fuzz_blob("batch", &batch);
+    fuzz_blob("real batch", &real);
+    fuzz_blob("real deferred batch", &real2);
     long before = stats.tried, acc = stats.accepted;
     fuzz_forged(30000);
     printf("validator forged headers: %ld probes, %ld accepted\n",
@@ -1242,6 +1743,8 @@ static void test_validator(const char *ext) {
   for (int r = 0; r < 3; r++) free(rows[r].p);
   free(deferred.p);
   free(batch.p);
+  free(real.p);
+  free(real2.p);
   sqlite3_close(db);
 }
 
