@@ -131,8 +131,8 @@ static int start_unpack(mp_cursor *c, sqlite3_value *blob) {
   return SQLITE_OK;
 }
 
-static int choose_how(const mp_model *m, int flags, uint64_t extra, uint64_t mask,
-                      uint32_t batch) {
+static int choose_how(mp_vtab *vt, int flags, uint64_t extra, uint64_t mask, uint32_t batch) {
+  mp_model *m = vt->m;
   /* Batches are counted in packed records, even when nobody reads them. */
   if ((flags & MP_PLAN_NOPACK) && !batch) return MP_NOPACK;
   /* Slicing a few fields out of a full stored record costs more than
@@ -141,7 +141,14 @@ static int choose_how(const mp_model *m, int flags, uint64_t extra, uint64_t mas
   if (m->stored && (flags & MP_PLAN_PKONLY) && !(extra & ~((uint64_t)1 << m->pk)) &&
       2 * mp_popcount64(mask) >= m->nfield)
     return MP_READ_STORED;
-  return flags & MP_PLAN_SORTED ? MP_READ_COLS : MP_READ_FN;
+  if (flags & MP_PLAN_SORTED) return MP_READ_COLS;
+  /* A batch over a plain scan of a table packs inside the source
+   * statement, which then returns once per batch.  The packing call must
+   * be the statement's only condition: a view's own WHERE could be merged
+   * in and tested after it. */
+  if (batch && !(flags & MP_PLAN_HASWHERE) && mp_source_is_table(vt->db, m))
+    return MP_READ_FN_BATCH;
+  return MP_READ_FN;
 }
 
 /* Statement columns: packed fields (COLS) or the packer call / stored
@@ -149,6 +156,7 @@ static int choose_how(const mp_model *m, int flags, uint64_t extra, uint64_t mas
 static void map_columns(mp_cursor *c, const mp_model *m, uint64_t extra) {
   int col = c->how == MP_READ_COLS   ? c->rd.packer.nloaded
             : c->how == MP_READ_FN   ? 1
+            : c->how == MP_READ_FN_BATCH ? 1
             : c->how == MP_READ_STORED ? 3
                                        : 0;
   for (int j = 0; c->how == MP_READ_COLS && j < c->rd.packer.nloaded; j++) c->rd.colidx[j] = j;
@@ -182,7 +190,7 @@ static int start_source(mp_cursor *c, int flags, const char *idx, sqlite3_value 
   uint64_t retested;
   uint64_t extra = mp_plan_fields(idx, &clause, &retested);
   int rc = SQLITE_OK, bind = 1;
-  c->how = choose_how(m, flags, extra, c->mask, c->batch);
+  c->how = choose_how(vt, flags, extra, c->mask, c->batch);
   if (c->how != MP_NOPACK)
     rc = mp_reader_config(&c->rd, m, c->mask, c->safe, c->batch ? c->batch : 1, c->batch > 0);
   if (rc != SQLITE_OK) return rc;
@@ -197,7 +205,7 @@ static int start_source(mp_cursor *c, int flags, const char *idx, sqlite3_value 
   c->rd.depth = &vt->depth;
   map_columns(c, m, extra);
   keep_constrained(c, m, retested & extra);
-  if (c->how == MP_READ_FN)
+  if (c->how == MP_READ_FN || c->how == MP_READ_FN_BATCH)
     rc = sqlite3_bind_pointer(c->rd.stmt, bind++, &c->rd.packer, MP_PACKER_PTR, NULL);
   for (int k = argi; k < argc && rc == SQLITE_OK; k++)
     rc = sqlite3_bind_value(c->rd.stmt, bind++, argv[k]);

@@ -48,6 +48,7 @@ typedef struct mp_model {
   unsigned hooks;      /* declared MP_HOOK_* flags */
   uint64_t setattr;    /* declared per-field setattr hooks (bit per field) */
   int stored;          /* materialize = stored */
+  int source_kind;     /* 0 not yet known, 1 a table, 2 a view or other */
   char *shadow_sql;    /* quoted "schema"."<name>_packed" (stored models) */
   sqlite3_stmt *store_stmt, *unstore_stmt; /* shadow writes, prepared on use */
   const char **names;  /* field names, for mp_fingerprint */
@@ -175,7 +176,7 @@ int mp_stored_shadow_name(const char *suffix);
 int mp_register_stored(sqlite3 *db, mp_registry *r);
 
 /* reader.c: a statement's rows packed into blobs, one row or a batch each. */
-enum { MP_READ_FN, MP_READ_COLS, MP_READ_STORED };
+enum { MP_READ_FN, MP_READ_COLS, MP_READ_STORED, MP_READ_FN_BATCH };
 typedef struct mp_reader {
   sqlite3_stmt *stmt; /* owned by the caller */
   int how;            /* MP_READ_* */

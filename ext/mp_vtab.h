@@ -23,6 +23,7 @@
 #define MP_PLAN_SORTED 0x10 /* the source query sorts (ORDER BY pushed) */
 #define MP_PLAN_BATCH 0x20  /* a batch-size argument follows mask and mode */
 #define MP_PLAN_PKONLY 0x40 /* every pushed term is on the primary key */
+#define MP_PLAN_HASWHERE 0x80 /* the source query has a WHERE clause */
 
 typedef struct mp_vtab {
   sqlite3_vtab base;
@@ -50,6 +51,7 @@ int mp_plan(mp_vtab *vt, sqlite3_index_info *info);
 uint64_t mp_plan_fields(const char *idx, const char **clause, uint64_t *retested);
 
 /* source.c */
+int mp_source_is_table(sqlite3 *db, mp_model *m);
 int mp_source_check(sqlite3 *db, const char *schema, mp_model *m, char **err);
 
 #endif

@@ -429,5 +429,8 @@ void mp_pack_row_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_free(err);
     return;
   }
-  /* The record stays in the packer; the caller takes the finished blob. */
+  /* The record stays in the packer; the caller takes the finished blob.
+   * True once the blob is full: as a WHERE term (MP_READ_FN_BATCH) that
+   * returns a row only when there is a batch to hand out. */
+  sqlite3_result_int(ctx, p->count >= p->capacity);
 }

@@ -236,6 +236,7 @@ int mp_plan(mp_vtab *vt, sqlite3_index_info *info) {
   int packed_col = vt->m->nfield + MP_COL_PACKED;
   if (packed_col < 63 && !((info->colUsed >> packed_col) & 1)) flags |= MP_PLAN_NOPACK;
   if (!p.non_pk && p.all_consumed) flags |= MP_PLAN_PKONLY;
+  if (p.where.n) flags |= MP_PLAN_HASWHERE;
   int sorts = 0;
   char *note = p.where.n || info->orderByConsumed
                    ? source_plan(vt, p.where.z ? p.where.z : "", p.tail.z ? p.tail.z : "", &sorts)

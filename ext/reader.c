@@ -6,6 +6,8 @@
  * records (1 for per-row blobs, N for batches) or the rows run out.  How a
  * row becomes a record depends on the statement:
  *   MP_READ_FN      the statement packs its own rows (modelpack_pack_row);
+ *   MP_READ_FN_BATCH  likewise, from its WHERE clause, returning a row only
+ *                   when a batch is full (no per-row return to us);
  *   MP_READ_COLS    the loaded fields are result columns (colidx);
  *   MP_READ_STORED  column 0 is a stored record, column 1 why some of its
  *                   fields are not safe, column 2 which; the record is
@@ -130,6 +132,17 @@ static int add_row(mp_reader *r, char **err) {
   return rc == SQLITE_OK ? SQLITE_ROW : rc;
 }
 
+/* The statement packs rows until a batch is full, then returns one row. */
+static int fill_in_statement(mp_reader *r, char **err) {
+  if (r->depth && *r->depth > 0) return add_row(r, err); /* reports the recursion */
+  if (r->depth) (*r->depth)++;
+  int rc = sqlite3_step(r->stmt);
+  if (r->depth) (*r->depth)--;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE && r->packer.failed)
+    *err = sqlite3_mprintf("%s", sqlite3_errmsg(sqlite3_db_handle(r->stmt)));
+  return rc;
+}
+
 int mp_reader_fill(mp_reader *r, char **err) {
   mp_packer *p = &r->packer;
   int rc = SQLITE_ROW;
@@ -138,8 +151,10 @@ int mp_reader_fill(mp_reader *r, char **err) {
   p->failed = 0;
   /* Stepping a finished statement would run it again from the start. */
   if (r->done) return SQLITE_DONE;
-  while (p->count < p->capacity && (rc = add_row(r, err)) == SQLITE_ROW) {
-  }
+  if (r->how == MP_READ_FN_BATCH) rc = fill_in_statement(r, err);
+  else
+    while (p->count < p->capacity && (rc = add_row(r, err)) == SQLITE_ROW) {
+    }
   if (rc == SQLITE_DONE) r->done = 1;
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return rc;
   if (!p->count) return SQLITE_DONE;

@@ -4,6 +4,8 @@
  * mp_source_check() verifies at CREATE that the source exists and has every
  * field's column.  mp_source_sql() writes the statement for one read:
  *   MP_READ_FN      SELECT modelpack_pack_row(?, <mask fields>), <fields read>
+ *   MP_READ_FN_BATCH  SELECT 1 ... WHERE modelpack_pack_row(?, <mask fields>)
+ *                   (batches with no WHERE of their own: a row per full batch)
  *   MP_READ_COLS    SELECT <mask fields>, <fields read>
  *   MP_READ_STORED  SELECT mp_record, mp_error, mp_unsafe, <fields read> FROM <shadow>
  *   (no packing)    SELECT <fields read>
@@ -74,6 +76,15 @@ char *mp_source_sql(const mp_model *m, int how, uint64_t packed, uint64_t extra,
   const char *sep = "";
   const char *from = m->source_sql;
   mp_str_cat(&s, "SELECT ");
+  if (how == MP_READ_FN_BATCH) {
+    /* The packing call is the only WHERE term, so it sees every row. */
+    mp_str_cat(&s, "1");
+    mp_str_printf(&s, " FROM %s AS s WHERE " MP_PACK_FN "(?", from);
+    sep = ", ";
+    column_list(&s, m, packed, &sep);
+    mp_str_printf(&s, ") %s", clause);
+    return mp_str_finish(&s);
+  }
   if (how == MP_READ_FN) {
     mp_str_cat(&s, MP_PACK_FN "(?");
     sep = ", ";
@@ -89,4 +100,22 @@ char *mp_source_sql(const mp_model *m, int how, uint64_t packed, uint64_t extra,
   column_list(&s, m, extra, &sep);
   mp_str_printf(&s, " FROM %s AS s %s", from, clause);
   return mp_str_finish(&s);
+}
+
+/* Is the source a plain table (not a view or virtual table)?  Asked once
+ * per model; a schema change reconnects the model and asks again. */
+int mp_source_is_table(sqlite3 *db, mp_model *m) {
+  if (m->source_kind) return m->source_kind == 1;
+  char *sql = sqlite3_mprintf("SELECT type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%%' "
+                              "FROM \"%w\".sqlite_schema WHERE name = %Q COLLATE NOCASE",
+                              m->source_schema ? m->source_schema : "main", m->source);
+  sqlite3_stmt *st = NULL;
+  int is_table = 0;
+  if (sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    is_table = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_free(sql);
+  m->source_kind = is_table ? 1 : 2;
+  return is_table;
 }
