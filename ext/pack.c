@@ -109,17 +109,17 @@ static int reserve_record(mp_packer *p) {
 
 /* Copy n bytes plus a NUL into the heap and point the slot at them.  The
  * buffer may move, so the slot is named by its offset. */
-/* Any byte >= 0x80?  Eight bytes at a time. */
+/* Any byte >= 0x80?  Eight bytes at a time, the tail by OR-ing bytes. */
 static int has_high_byte(const uint8_t *s, size_t n) {
   size_t i = 0;
+  uint64_t acc = 0;
   for (; i + 8 <= n; i += 8) {
     uint64_t w;
     memcpy(&w, s + i, 8);
-    if (w & 0x8080808080808080ULL) return 1;
+    acc |= w;
   }
-  for (; i < n; i++)
-    if (s[i] & 0x80) return 1;
-  return 0;
+  for (; i < n; i++) acc |= s[i];
+  return (acc & 0x8080808080808080ULL) != 0;
 }
 
 static int heap_put(mp_packer *p, size_t slot_off, const void *data,

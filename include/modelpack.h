@@ -71,6 +71,15 @@ enum mp_type {
 
 /* ---- little-endian access, independent of host byte order ---- */
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* Host order is the layout's: one unaligned load or store each. */
+static inline uint16_t mp_rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline uint32_t mp_rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t mp_rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static inline void mp_wr16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static inline void mp_wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void mp_wr64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+#else
 static inline uint16_t mp_rd16(const uint8_t *p) {
   return (uint16_t)(p[0] | (p[1] << 8));
 }
@@ -95,6 +104,7 @@ static inline void mp_wr64(uint8_t *p, uint64_t v) {
   mp_wr32(p, (uint32_t)v);
   mp_wr32(p + 4, (uint32_t)(v >> 32));
 }
+#endif
 
 /* Inline bit counting: __builtin_popcountll is a library call unless the
  * target has POPCNT, and these sit on every field access. */
