@@ -171,8 +171,13 @@ int mp_register_functions(sqlite3 *db, mp_registry *r) {
   if (rc == SQLITE_OK)
     rc = sqlite3_create_function(db, MP_PACK_FN, -1, SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL,
                                  mp_pack_row_fn, NULL, NULL);
+  /* Direct-only: they look a model up by name (and may connect it).
+   * Deterministic too, since within one statement the same arguments give
+   * the same result -- and because SQLite (3.49 and earlier) only enforces
+   * direct-only on deterministic functions in CHECK constraints. */
   for (size_t i = 0; rc == SQLITE_OK && i < sizeof direct / sizeof direct[0]; i++)
     rc = sqlite3_create_function(db, direct[i].name, direct[i].nargs,
-                                 SQLITE_UTF8 | SQLITE_DIRECTONLY, r, direct[i].fn, NULL, NULL);
+                                 SQLITE_UTF8 | SQLITE_DIRECTONLY | SQLITE_DETERMINISTIC, r,
+                                 direct[i].fn, NULL, NULL);
   return rc;
 }

@@ -237,13 +237,17 @@ int mp_register_stored(sqlite3 *db, mp_registry *r) {
    * direct-only either, since their whole purpose is to run from triggers;
    * each writes nothing but the shadow table of the stored model it names.
    */
-  int rc = sqlite3_create_function(db, "modelpack_store", -1, SQLITE_UTF8, r, fn_store, NULL, NULL);
+  /* Deterministic (the same row stores the same record) also makes SQLite
+   * apply the trusted_schema rule to them in CHECK constraints, which it
+   * skips for non-deterministic functions up to 3.49. */
+  int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC;
+  int rc = sqlite3_create_function(db, "modelpack_store", -1, flags, r, fn_store, NULL, NULL);
   if (rc == SQLITE_OK)
-    rc = sqlite3_create_function(db, "modelpack_unstore", 2, SQLITE_UTF8, r, fn_unstore, NULL,
-                                 NULL);
+    rc = sqlite3_create_function(db, "modelpack_unstore", 2, flags, r, fn_unstore, NULL, NULL);
   /* Rewrites the shadow table on request: never from a view or trigger. */
   if (rc == SQLITE_OK)
-    rc = sqlite3_create_function(db, "modelpack_rebuild", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, r,
+    rc = sqlite3_create_function(db, "modelpack_rebuild", 1,
+                                 SQLITE_UTF8 | SQLITE_DIRECTONLY | SQLITE_DETERMINISTIC, r,
                                  fn_rebuild, NULL, NULL);
   return rc;
 }
