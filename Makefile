@@ -14,10 +14,10 @@ DEPS     = gcc make tcl libsqlite3-tcl libsqlite3-dev sqlite3
 
 SRC      = $(wildcard ext/*.c)
 HDR      = $(wildcard ext/*.h) include/modelpack.h
-TEST_C   = build/test_decode
+TEST_C   = build/test_decode build/test_threads
 BENCH_C  = build/bench_core
 
-.PHONY: all deps test test-asan demo bench clean
+.PHONY: all deps test test-asan test-tsan demo bench clean
 
 all: modelpack.so
 
@@ -49,17 +49,30 @@ build/asan/modelpack.so: $(SRC) $(HDR)
 	@mkdir -p build/asan
 	gcc $(WARN) $(ASAN_FLAGS) $(SOFLAGS) -o $@ $(SRC) -lm
 
-build/asan/test_decode: test/c/test_decode.c include/modelpack.h
+build/asan/test_%: test/c/test_%.c include/modelpack.h
 	@mkdir -p build/asan
 	gcc $(WARN) $(ASAN_FLAGS) -o $@ $< -lsqlite3
 
-test-asan: deps build/asan/modelpack.so build/asan/test_decode build/example_c
+test-asan: deps build/asan/modelpack.so build/asan/test_decode build/asan/test_threads build/example_c
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	MODELPACK_SO=$(CURDIR)/build/asan/modelpack MODELPACK_TEST_BIN=$(CURDIR)/build/asan \
 	tclsh test/all.tcl
+
+# ThreadSanitizer: reader threads and a WAL writer, each on its own connection.
+TSAN_FLAGS = -O1 -g -fsanitize=thread
+build/tsan/modelpack.so: $(SRC) $(HDR)
+	@mkdir -p build/tsan
+	gcc $(WARN) $(TSAN_FLAGS) $(SOFLAGS) -o $@ $(SRC) -lm
+
+build/tsan/test_threads: test/c/test_threads.c include/modelpack.h
+	@mkdir -p build/tsan
+	gcc $(WARN) $(TSAN_FLAGS) -o $@ $< -lsqlite3
+
+test-tsan: deps build/tsan/modelpack.so build/tsan/test_threads
+	TSAN_OPTIONS=halt_on_error=1 ./build/tsan/test_threads ./build/tsan/modelpack 5
 
 demo: deps modelpack.so build/bench_core
 	sh examples/shell/demo.sh

@@ -10,6 +10,19 @@
 
 SQLITE_EXTENSION_INIT1
 
+/*
+ * SQLITE_EXTENSION_INIT2 would write the shared sqlite3_api pointer on every
+ * load, racing with connections on other threads that already use it.  Set
+ * it once, under a SQLite static mutex (APP3: one the library leaves to
+ * applications), so later loads only read it.
+ */
+static void set_api_once(const sqlite3_api_routines *api) {
+  sqlite3_mutex *mx = api->mutex_alloc(SQLITE_MUTEX_STATIC_APP3);
+  if (mx) api->mutex_enter(mx);
+  if (!sqlite3_api) sqlite3_api = api;
+  if (mx) api->mutex_leave(mx);
+}
+
 static int already_loaded(sqlite3 *db) {
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(db, "SELECT modelpack_version()", -1, &st, NULL);
@@ -24,7 +37,7 @@ __attribute__((visibility("default")))
 #endif
 int sqlite3_modelpack_init(sqlite3 *db, char **err,
                            const sqlite3_api_routines *api) {
-  SQLITE_EXTENSION_INIT2(api);
+  set_api_once(api);
   if (sqlite3_libversion_number() < MP_MIN_SQLITE) {
     *err = sqlite3_mprintf(
         "modelpack needs SQLite 3.38.0 or later; this program uses SQLite %s",
