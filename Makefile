@@ -82,3 +82,9 @@ bench: deps modelpack.so $(BENCH_C)
 
 clean:
 	rm -rf build modelpack.so
+
+# Fragments with one job each: fuzzing (fuzz.mk), the out-of-memory loop
+# (oom.mk), the Python package and Django integration (python.mk).
+-include fuzz.mk
+-include oom.mk
+-include python.mk
