@@ -9,6 +9,8 @@ describe themselves to it (`accel_spec`).
 import os
 import platform
 
+from .layout import FLAG_SAFE
+
 try:
     if (platform.python_implementation() != "CPython"
             or os.environ.get("MODELPACK_PURE") == "1"):
@@ -39,11 +41,17 @@ class AccelDecoder:
             types, tuple(f.name for f in layout.loaded), pkpos,
             kind, cls, tuple(keys), state,
             builder.safe_constructor(layout))
+        post = getattr(builder, "accel_post", None)
+        self.post = post(layout) if post else None
 
     def decode(self, blob, out=None):
         if out is None:
             out = []
+        start = len(out)
         self.plan.decode(blob, out)
+        # Fast records only: safe ones went through the safe constructor.
+        if self.post is not None and not blob[6] & FLAG_SAFE:
+            self.post(out[start:] if start else out)
         return out
 
 

@@ -1,0 +1,78 @@
+"""modelpack for Django: model instances built from packed batches.
+
+    from modelpack.django import PackedQuerySet, packed
+
+    class Book(models.Model):
+        title = models.CharField(max_length=100)
+        objects = PackedQuerySet.as_manager()
+
+    Book.objects.filter(title__startswith="A").packed()   # real Book objects
+    packed(Author.objects.only("id", "name"))             # models you do not own
+    packed_raw(Book, "SELECT * FROM app_book WHERE id > %s", [10])
+
+    import modelpack.django; modelpack.django.install()   # transparent mode
+    # or INSTALLED_APPS += ["modelpack.django"] with MODELPACK_TRANSPARENT = True
+
+Querysets modelpack cannot reproduce exactly fall back to Django's own path.
+"""
+from django.db import models
+from django.db.models.query import ModelIterable
+
+from .iterable import (PackedModelIterable, Unsupported, _stock_iter,
+                       fell_back, packed_objects, stats)
+from .raw import packed_raw
+
+__all__ = ["PackedQuerySet", "packed", "packed_raw", "install", "uninstall",
+           "installed", "stats"]
+
+default_app_config = "modelpack.django.apps.ModelpackConfig"
+
+
+def packed(queryset):
+    """A clone of queryset whose model instances come through modelpack."""
+    qs = queryset._chain()
+    if qs._iterable_class is ModelIterable:
+        qs._iterable_class = PackedModelIterable
+    return qs
+
+
+class PackedQuerySet(models.QuerySet):
+    """A QuerySet with `.packed()`; use `PackedQuerySet.as_manager()`."""
+
+    def packed(self):
+        return packed(self)
+
+    def packed_raw(self, raw_query, params=None, translations=None):
+        return packed_raw(self.model, raw_query, params, translations,
+                          using=self.db)
+
+
+_installed = False
+
+
+def _transparent_iter(self):
+    """ModelIterable.__iter__ while installed: modelpack, else Django."""
+    try:
+        objs = packed_objects(self.queryset, stream=self.chunked_fetch)
+    except Unsupported as e:
+        fell_back(e)
+        return _stock_iter(self)
+    return objs
+
+
+def install():
+    """Transparent mode: every ModelIterable (list(qs), for o in qs, get(),
+    first(), iterator()) on a SQLite connection goes through modelpack."""
+    global _installed
+    ModelIterable.__iter__ = _transparent_iter
+    _installed = True
+
+
+def uninstall():
+    global _installed
+    ModelIterable.__iter__ = _stock_iter
+    _installed = False
+
+
+def installed():
+    return _installed

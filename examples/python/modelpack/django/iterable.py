@@ -1,0 +1,156 @@
+"""Run a Django queryset through modelpack, or hand it back to Django.
+
+`PackedModelIterable` is a drop-in for Django's `ModelIterable`: Django
+compiles the queryset's SQL as usual (filter, exclude, only/defer, order_by,
+slicing, extra(where=...)), and the statement runs inside
+`modelpack_query(model, sql, params...) WHERE batch = N`, so each batch of
+rows reaches Python as one blob.  Anything it cannot reproduce exactly --
+another database, select_related, annotations and extra select columns,
+multi-table inheritance, a field type it cannot map, a safe-packing refusal
+-- goes to Django's own iterable instead, so results never differ.
+"""
+import logging
+import operator
+import sqlite3
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connections
+from django.db.models.query import ModelIterable
+
+from . import hooks
+from .builder import DjangoBuilder
+from .schema import shape_of, state_of
+
+BATCH = 1000
+_stock_iter = ModelIterable.__iter__
+log = logging.getLogger("modelpack.django")
+
+# Queries served packed and handed back to Django, since the process
+# started: how a user (or a test) sees that the fast path is taken.
+stats = {"packed": 0, "fallback": 0}
+
+
+def fell_back(why):
+    stats["fallback"] += 1
+    log.debug("modelpack: Django's own path: %s", why)
+
+
+class Unsupported(Exception):
+    """This queryset takes Django's own path."""
+
+
+def _plan(queryset):
+    """(state, model, builder, compiler, sql, params) or Unsupported."""
+    db = queryset.db
+    connection = connections[db]
+    if connection.vendor != "sqlite":
+        raise Unsupported("not SQLite")
+    query = queryset.query
+    if query.select_related or query.combinator or query.extra_select:
+        raise Unsupported("query shape")
+    cls = queryset.model
+    shape = shape_of(cls, connection)
+    if not shape.supported:
+        raise Unsupported("model")
+    compiler = query.get_compiler(using=db)
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:
+        raise Unsupported("empty")
+    klass = compiler.klass_info
+    if (klass is None or klass["model"] is not cls or compiler.annotation_col_map
+            or klass["select_fields"] != list(range(len(compiler.select)))):
+        raise Unsupported("select list")
+    table = shape.table
+    for col, _sql, _alias in compiler.select:
+        if getattr(col, "alias", None) != table:
+            raise Unsupported("column from another table")
+    st = state_of(connection)
+    if st is None:
+        raise Unsupported("extension not loadable")
+    return st, shape, cls, compiler, sql, params
+
+
+def _builder(st, shape, cls, alias):
+    key = (cls, alias)
+    b = st.builders.get(key)
+    if b is None:
+        b = st.builders[key] = DjangoBuilder(
+            cls, alias, shape, connections[alias])
+        b.hooked = hooks.hooked_fields(cls, shape)
+    return b
+
+
+def _blobs(st, shape, sql, params, batch):
+    q = ("SELECT packed FROM modelpack_query(?, ?%s) WHERE batch = ?"
+         % (", ?" * len(params)))
+    return st.raw.execute(q, [shape.name, sql, *params, batch])
+
+
+def packed_objects(queryset, batch=BATCH, stream=False):
+    """The queryset's model instances via modelpack, or raise Unsupported.
+
+    Unless stream, every batch is fetched before the first object is made,
+    so a refusal (say, safe packing meeting a value Django would accept)
+    can still fall back without a partial result."""
+    st, shape, cls, compiler, sql, params = _plan(queryset)
+    alias = queryset.db
+    builder = _builder(st, shape, cls, alias)
+    connections[alias].ensure_connection()
+    try:
+        model = st.model(shape)
+        st.set_hooks(model, hooks.spec(cls, shape, builder.hooked))
+        cur = _blobs(st, shape, sql, params, batch)
+        if not stream:
+            cur = cur.fetchall()
+    except sqlite3.OperationalError as e:
+        # The temp model vanished with a rolled-back transaction, or the
+        # data does not pack: let Django do it.
+        st.forget(shape)
+        raise Unsupported(str(e))
+    stats["packed"] += 1
+    return _instances(queryset, model, builder, cur)
+
+
+def _instances(queryset, model, builder, rows):
+    related = _known_related(queryset)
+    for (blob,) in rows:
+        objs = model.decode(blob, builder)
+        if related:
+            _set_related(objs, related)
+        yield from objs
+
+
+def _known_related(queryset):
+    """Django's known_related_objects: the parent object a related manager
+    came from, set on each child (ModelIterable does the same)."""
+    return [
+        (field, objs, operator.attrgetter(*[
+            field.attname if f == "self"
+            else queryset.model._meta.get_field(f).attname
+            for f in field.from_fields]))
+        for field, objs in queryset._known_related_objects.items()]
+
+
+def _set_related(objs, related):
+    for obj in objs:
+        for field, rel_objs, getter in related:
+            if field.is_cached(obj):
+                continue
+            try:
+                rel = rel_objs[getter(obj)]
+            except KeyError:
+                continue
+            setattr(obj, field.name, rel)
+
+
+class PackedModelIterable(ModelIterable):
+    """ModelIterable through modelpack, falling back to Django's."""
+
+    def __iter__(self):
+        try:
+            objs = packed_objects(self.queryset, stream=self.chunked_fetch)
+        except Unsupported as e:
+            fell_back(e)
+            return _stock_iter(self)
+        return objs
