@@ -109,11 +109,18 @@ def packed_objects(queryset, batch=BATCH, stream=False):
         st.forget(shape)
         raise Unsupported(str(e))
     stats["packed"] += 1
-    return _instances(queryset, model, builder, cur)
-
-
-def _instances(queryset, model, builder, rows):
     related = _known_related(queryset)
+    if stream:
+        return _stream(model, builder, cur, related)
+    objs = []
+    for (blob,) in cur:
+        model.decode(blob, builder, objs)
+    if related:
+        _set_related(objs, related)
+    return iter(objs)  # list(qs) copies a list iterator in one step
+
+
+def _stream(model, builder, rows, related):
     for (blob,) in rows:
         objs = model.decode(blob, builder)
         if related:
