@@ -13,10 +13,11 @@ from .core import Database, Model, connect, extension_path, load
 from .decoder import Decoder
 from .errors import DEFERRED, BlobError, ModelpackError
 from .layout import Layout
+from .lazy import Lazy
 from . import accel
 
 __version__ = "1.0.0"
 __all__ = ["Database", "Model", "connect", "load", "extension_path",
            "Decoder", "Layout", "TupleBuilder", "DictBuilder",
-           "ObjectBuilder", "DEFERRED", "BlobError", "ModelpackError",
+           "ObjectBuilder", "Lazy", "DEFERRED", "BlobError", "ModelpackError",
            "accel"]

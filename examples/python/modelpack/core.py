@@ -17,6 +17,7 @@ from .builders import DictBuilder, ObjectBuilder, TupleBuilder
 from .decoder import Decoder
 from .errors import ModelpackError
 from .layout import Layout, peek_mask
+from .lazy import LazyDecoder
 from . import accel
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -170,7 +171,11 @@ class Model:
         dec = self._decoders.get(key)
         if dec is None:
             lay = self.layout(mask)
-            dec = accel.decoder(lay, builder) or Decoder(lay, builder)
+            if getattr(builder, "lazy", False):
+                dec = LazyDecoder(lay, builder,
+                                  Decoder(lay, builder.eager_builder()))
+            else:
+                dec = accel.decoder(lay, builder) or Decoder(lay, builder)
             self._decoders[key] = dec
         return dec
 

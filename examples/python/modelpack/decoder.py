@@ -4,7 +4,7 @@ A `Decoder` is built once per (model, mask, builder): it compiles a small
 Python function specialised to that layout, so decoding a batch is one
 `struct.iter_unpack` over the records plus one expression per field -- no
 per-field dispatch at run time.  Text comes out of the heap with one
-`decode('ascii')` of the whole heap when the blob carries the ASCII flag
+`decode('latin-1')` of the whole heap when the blob carries the ASCII flag
 (FORMAT.md), else value by value as UTF-8.
 
 What a record becomes is the builder's business (builders.py): the builder
@@ -26,8 +26,8 @@ def _value_lines(layout, ascii_text):
     for n, f in enumerate(layout.loaded):
         if f.type in ("TEXT", "BLOB"):
             o, l = "o%d" % n, "l%d" % n
-            lines.append("if %s + %s >= hs: bad(%d, nl, %s)"
-                         % (o, l, n, _pk_expr(layout)))
+            lines.append("if %s + %s >= hs: bad(%d, nl, %s, %s + %s)"
+                         % (o, l, n, _pk_expr(layout), o, l))
             if f.type == "BLOB":
                 lines.append("v%d = hb[%s:%s + %s]" % (n, o, o, l))
             elif ascii_text:
@@ -60,7 +60,7 @@ def _slot_targets(layout):
 
 def _null_lines(layout):
     lines = ["if nl:",
-             "    if nl & %d: bad(-1, nl, %s)"
+             "    if nl & %d: bad(-1, nl, %s, 0)"
              % (~layout.mask & (2**64 - 1), _pk_expr(layout))]
     for n, f in enumerate(layout.loaded):
         lines.append("    if nl & %d: v%d = None" % (1 << f.index, n))
@@ -119,10 +119,9 @@ class Decoder:
         hb = blob[rend:] if hs else b""
         ht = None
         if flags & FLAG_ASCII and self.has_text:
-            try:
-                ht = hb.decode("ascii")
-            except UnicodeDecodeError:
-                raise lay.error("ASCII flag set on non-ASCII text")
+            # latin-1 maps byte i to char i, so offsets stay valid and BLOB
+            # bytes in the same heap do not stop it; TEXT is ASCII (the flag).
+            ht = hb.decode("latin-1")
         try:
             if flags & FLAG_SAFE:
                 vals = []
@@ -137,7 +136,9 @@ class Decoder:
 
     @staticmethod
     def _bad(lay):
-        def bad(n, nl, pk):
+        def bad(n, nl, pk, end):
+            if n >= 0 and end == 0 and nl >> lay.loaded[n].index & 1:
+                return  # a NULL's zero slot in a blob with an empty heap
             if n < 0:
                 what = "%s: null bitmap marks a deferred field" % lay.model
             else:

@@ -18,7 +18,8 @@ Querysets modelpack cannot reproduce exactly fall back to Django's own path.
 from django.db import models
 from django.db.models.query import ModelIterable
 
-from .iterable import (PackedModelIterable, Unsupported, _stock_iter,
+from .iterable import (LazyPackedModelIterable, PackedModelIterable,
+                       Unsupported, _stock_iter,
                        fell_back, packed_objects, stats)
 from .raw import packed_raw
 
@@ -28,19 +29,22 @@ __all__ = ["PackedQuerySet", "packed", "packed_raw", "install", "uninstall",
 default_app_config = "modelpack.django.apps.ModelpackConfig"
 
 
-def packed(queryset):
-    """A clone of queryset whose model instances come through modelpack."""
+def packed(queryset, lazy=False):
+    """A clone of queryset whose model instances come through modelpack.
+    lazy: each field is decoded from the batch when first read."""
     qs = queryset._chain()
-    if qs._iterable_class is ModelIterable:
-        qs._iterable_class = PackedModelIterable
+    if qs._iterable_class in (ModelIterable, PackedModelIterable,
+                              LazyPackedModelIterable):
+        qs._iterable_class = (LazyPackedModelIterable if lazy
+                              else PackedModelIterable)
     return qs
 
 
 class PackedQuerySet(models.QuerySet):
     """A QuerySet with `.packed()`; use `PackedQuerySet.as_manager()`."""
 
-    def packed(self):
-        return packed(self)
+    def packed(self, lazy=False):
+        return packed(self, lazy)
 
     def packed_raw(self, raw_query, params=None, translations=None):
         return packed_raw(self.model, raw_query, params, translations,

@@ -14,20 +14,24 @@ import operator
 import sqlite3
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connections
+from django.db import connections, utils
+from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.models.query import ModelIterable
 
 from . import hooks
 from .builder import DjangoBuilder
+from .lazy import DjangoLazy
 from .schema import shape_of, state_of
 
 BATCH = 1000
+# The binding's error, and Django's wrapper of it (Django's cursor raises that)
+DB_ERRORS = (sqlite3.OperationalError, utils.OperationalError)
 _stock_iter = ModelIterable.__iter__
 log = logging.getLogger("modelpack.django")
 
 # Queries served packed and handed back to Django, since the process
 # started: how a user (or a test) sees that the fast path is taken.
-stats = {"packed": 0, "fallback": 0}
+stats = {"packed": 0, "fallback": 0, "safe_batches": 0}
 
 
 def fell_back(why):
@@ -71,23 +75,55 @@ def _plan(queryset):
     return st, shape, cls, compiler, sql, params
 
 
-def _builder(st, shape, cls, alias):
-    key = (cls, alias)
+def _builder(st, shape, cls, alias, lazy=False):
+    key = (cls, alias, lazy)
     b = st.builders.get(key)
     if b is None:
-        b = st.builders[key] = DjangoBuilder(
-            cls, alias, shape, connections[alias])
+        if lazy:
+            b = DjangoLazy(_builder(st, shape, cls, alias))
+        else:
+            b = DjangoBuilder(cls, alias, shape, connections[alias])
         b.hooked = hooks.hooked_fields(cls, shape)
+        st.builders[key] = b
     return b
 
 
-def _blobs(st, shape, sql, params, batch):
-    q = ("SELECT packed FROM modelpack_query(?, ?%s) WHERE batch = ?"
-         % (", ?" * len(params)))
-    return st.raw.execute(q, [shape.name, sql, *params, batch])
+def qmark(sql):
+    """Django's %s placeholders as SQLite's ?, the way its sqlite backend
+    converts them, so the text can run inside modelpack_query."""
+    return FORMAT_QMARK_REGEX.sub("?", sql).replace("%%", "%")
 
 
-def packed_objects(queryset, batch=BATCH, stream=False):
+def blobs(connection, name, sql, params, batch):
+    """A Django cursor over the packed batches of sql.  Through Django's
+    cursor, so query logging, assertNumQueries, execute_wrapper and the
+    debug toolbar see one query, as they would for stock Django."""
+    cur = connection.cursor()
+    cur.execute("SELECT packed FROM modelpack_query(%%s, %%s%s) "
+                "WHERE batch = %%s" % (", %s" * len(params)),
+                [name, sql, *params, batch])
+    return cur
+
+
+def fetch(st, shape, cls, builder, sql, params, batch, stream):
+    """(model, batches) for sql with the hooks of cls set, or Unsupported."""
+    alias = builder.alias
+    for attempt in (1, 2):
+        try:
+            model = st.model(shape)
+            st.set_hooks(model, hooks.spec(cls, shape, builder.hooked))
+            cur = blobs(connections[alias], shape.name, sql, params, batch)
+            return model, (cur if stream else cur.fetchall())
+        except DB_ERRORS as e:
+            # The temp model may have vanished with a rolled-back
+            # transaction: declare it again, once.  Otherwise (say, safe
+            # packing refused a value Django would take) let Django do it.
+            st.forget(shape)
+            if attempt == 2:
+                raise Unsupported(str(e))
+
+
+def packed_objects(queryset, batch=BATCH, stream=False, lazy=False):
     """The queryset's model instances via modelpack, or raise Unsupported.
 
     Unless stream, every batch is fetched before the first object is made,
@@ -95,25 +131,16 @@ def packed_objects(queryset, batch=BATCH, stream=False):
     can still fall back without a partial result."""
     st, shape, cls, compiler, sql, params = _plan(queryset)
     alias = queryset.db
-    builder = _builder(st, shape, cls, alias)
-    connections[alias].ensure_connection()
-    try:
-        model = st.model(shape)
-        st.set_hooks(model, hooks.spec(cls, shape, builder.hooked))
-        cur = _blobs(st, shape, sql, params, batch)
-        if not stream:
-            cur = cur.fetchall()
-    except sqlite3.OperationalError as e:
-        # The temp model vanished with a rolled-back transaction, or the
-        # data does not pack: let Django do it.
-        st.forget(shape)
-        raise Unsupported(str(e))
+    builder = _builder(st, shape, cls, alias, lazy)
+    model, cur = fetch(st, shape, cls, builder, qmark(sql), params,
+                       batch, stream)
     stats["packed"] += 1
     related = _known_related(queryset)
     if stream:
         return _stream(model, builder, cur, related)
     objs = []
     for (blob,) in cur:
+        stats["safe_batches"] += blob[6] & 1
         model.decode(blob, builder, objs)
     if related:
         _set_related(objs, related)
@@ -122,6 +149,7 @@ def packed_objects(queryset, batch=BATCH, stream=False):
 
 def _stream(model, builder, rows, related):
     for (blob,) in rows:
+        stats["safe_batches"] += blob[6] & 1
         objs = model.decode(blob, builder)
         if related:
             _set_related(objs, related)
@@ -157,6 +185,19 @@ class PackedModelIterable(ModelIterable):
     def __iter__(self):
         try:
             objs = packed_objects(self.queryset, stream=self.chunked_fetch)
+        except Unsupported as e:
+            fell_back(e)
+            return _stock_iter(self)
+        return objs
+
+
+class LazyPackedModelIterable(ModelIterable):
+    """PackedModelIterable with lazy fields (`.packed(lazy=True)`)."""
+
+    def __iter__(self):
+        try:
+            objs = packed_objects(self.queryset, stream=self.chunked_fetch,
+                                  lazy=True)
         except Unsupported as e:
             fell_back(e)
             return _stock_iter(self)

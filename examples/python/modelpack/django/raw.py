@@ -10,12 +10,11 @@ an unsupported model take Django's own RawQuerySet path.
 import sqlite3
 
 from django.db import connections
-from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.models.query import RawQuerySet
 
 from .. import core
-from .iterable import BATCH, Unsupported, _builder, fell_back, stats
-from . import hooks
+from .iterable import (BATCH, Unsupported, _builder, fell_back, fetch, qmark,
+                       stats)
 from .schema import shape_of, state_of
 
 
@@ -42,19 +41,10 @@ class PackedRawQuerySet(RawQuerySet):
         st = state_of(connection) if shape.supported else None
         if st is None:
             raise Unsupported("model")
-        sql = FORMAT_QMARK_REGEX.sub("?", self.raw_query).replace("%%", "%")
-        sql = self._renamed(st, sql, params or (), shape)
+        sql = self._renamed(st, qmark(self.raw_query), params or (), shape)
         builder = _builder(st, shape, self.model, self.db)
-        try:
-            model = st.model(shape)
-            st.set_hooks(model, hooks.spec(self.model, shape, builder.hooked))
-            rows = st.raw.execute(
-                "SELECT packed FROM modelpack_query(?, ?%s) WHERE batch = ?"
-                % (", ?" * len(params or ())),
-                [shape.name, sql, *(params or ()), BATCH]).fetchall()
-        except sqlite3.OperationalError as e:
-            st.forget(shape)
-            raise Unsupported(str(e))
+        model, rows = fetch(st, shape, self.model, builder, sql,
+                            params or (), BATCH, False)
         stats["packed"] += 1
         out = []
         for (blob,) in rows:

@@ -1,0 +1,32 @@
+# python.mk -- the Python package (examples/python): its C accelerator, and
+# its tests on CPython (accelerated and pure) and PyPy.  Included by the
+# Makefile; `make test` runs test-python first.
+#
+#   make python        build examples/python/modelpack/_modelpack*.so
+#   make test-python   run examples/python/tests on every interpreter
+
+PYTHON  = /usr/bin/python3
+PYPY    = pypy3
+PYDIR   = examples/python
+DEPS   += python3-dev python3-setuptools python3-django pypy3
+PYTESTS = tests.test_core tests.test_accel tests.test_django tests.test_lazy
+# The accelerator is CPython-only (accel.py skips it on PyPy).
+PYPYTESTS = tests.test_core tests.test_django tests.test_lazy
+
+.PHONY: python test-python
+
+python: $(PYDIR)/.accel-built
+
+$(PYDIR)/.accel-built: $(PYDIR)/modelpack/_modelpack.c include/modelpack.h $(PYDIR)/setup.py
+	cd $(PYDIR) && $(PYTHON) setup.py -q build_ext --inplace
+	@touch $@
+
+test-python: deps modelpack.so python
+	@echo "== Python: CPython $$($(PYTHON) -c 'import sys; print(sys.version.split()[0])') with the C accelerator"
+	cd $(PYDIR) && MODELPACK_EXTENSION=$(CURDIR)/modelpack $(PYTHON) -m unittest $(PYTESTS)
+	@echo "== Python: CPython, pure-Python decoder"
+	cd $(PYDIR) && MODELPACK_PURE=1 MODELPACK_EXTENSION=$(CURDIR)/modelpack $(PYTHON) -m unittest $(PYTESTS)
+	@echo "== Python: PyPy"
+	cd $(PYDIR) && PYTHONPATH=/usr/lib/python3/dist-packages MODELPACK_EXTENSION=$(CURDIR)/modelpack $(PYPY) -m unittest $(PYPYTESTS)
+
+test: test-python
