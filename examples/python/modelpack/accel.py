@@ -20,11 +20,15 @@ except ImportError:
     _modelpack = None
 
 available = _modelpack is not None
+# Set False to use the pure-Python decoder for decoders made from now on
+# (the benchmarks compare both in one process).
+enabled = True
 
 
 def decoder(layout, builder):
     """An accelerated decoder for (layout, builder), or None."""
-    if _modelpack is None or not hasattr(builder, "accel_spec"):
+    if not enabled or _modelpack is None or not hasattr(builder,
+                                                        "accel_spec"):
         return None
     return AccelDecoder(layout, builder)
 

@@ -10,6 +10,7 @@ one blob per N rows.
 
 Nothing here knows about Django: modelpack.django builds on these pieces.
 """
+import gc
 import os
 import sqlite3
 
@@ -167,7 +168,7 @@ class Model:
     def decoder(self, mask, builder):
         """The decoder of (mask, builder); the C accelerator's when it is
         available and the builder supports it."""
-        key = (mask, builder)
+        key = (mask, builder, accel.enabled)
         dec = self._decoders.get(key)
         if dec is None:
             lay = self.layout(mask)
@@ -191,6 +192,17 @@ class Model:
             # A mask this model cannot have: report it as the bad blob it is.
             raise self.layout().error("blob belongs to another model or "
                                       "mask (fingerprint mismatch)")
+        # A batch makes thousands of container objects (instances, their
+        # dicts and states) that form no cycles while it is built; letting
+        # the cyclic GC scan them every 700 allocations costs more than
+        # building them (measured: most of a 3000-row read).  Pause it for
+        # the batch; the allocation count stands, so it runs right after.
+        if gc.isenabled():
+            gc.disable()
+            try:
+                return dec.decode(blob, out)
+            finally:
+                gc.enable()
         return dec.decode(blob, out)
 
     def decode_all(self, blobs, into=tuple):

@@ -224,6 +224,33 @@ class Converters(Base):
         self.same(Typed.objects.only("id", "when", "batch"))
 
 
+    def test_odd_date_texts_match_django(self):
+        """Text Django did not write goes through Django's own parser."""
+        texts = [("2020-01-05 10:11:12", "2020-01-05"),
+                 ("2020-01-05 10:11:12.5", "2020-1-5"),
+                 ("2020-01-05T10:11:12", "20200105"),
+                 ("2020-01-05 10:11:12+02:00", "2020-01-05 "),
+                 ("2020-01-05 10:11", "2020-13-05"),
+                 ("20200105T101112", None)]
+        with connection.cursor() as c:
+            for when, day in texts:
+                c.execute("INSERT INTO djapp_typed(\"when\", day, flag, "
+                          "token, mask, batch) VALUES (%s, %s, 0, %s, 0, '')",
+                          [when, day, uuid.uuid4().hex])
+        for use_tz in (True, False):
+            with self.settings(USE_TZ=use_tz):
+                for qs in (Typed.objects.only("id", "when"),
+                           Typed.objects.only("id", "day").extra(
+                               where=["day IS NOT '2020-13-05'"])):
+                    try:
+                        want = snapshot(list(qs))
+                    except Exception as e:
+                        with self.assertRaises(type(e)):
+                            list(packed(qs))
+                        continue
+                    self.assertEqual(snapshot(list(packed(qs))), want)
+
+
 class Hooks(Base):
     def count_inits(self):
         calls = []

@@ -13,6 +13,7 @@ names, values)`, i.e. exactly Django's constructor, signals included.
 from django.db.models.base import ModelState
 
 from ..builders import KIND_OBJECT
+from .convert import faster
 
 
 class DjangoBuilder:
@@ -34,8 +35,8 @@ class DjangoBuilder:
         out, conn = [], self.connection
         for n, key in enumerate(self._keys(layout)):
             expr = self.fields[key].get_col(self.table)
-            fns = (conn.ops.get_db_converters(expr)
-                   + expr.get_db_converters(conn))
+            fns = faster(conn.ops.get_db_converters(expr)
+                         + expr.get_db_converters(conn))
             if fns:
                 out.append((n, key, fns, expr))
         return out

@@ -1,0 +1,1 @@
+"""A small Django project that reads its books through modelpack."""
