@@ -237,6 +237,9 @@ class Converters(Base):
                 c.execute("INSERT INTO djapp_typed(\"when\", day, flag, "
                           "token, mask, batch) VALUES (%s, %s, 0, %s, 0, '')",
                           [when, day, uuid.uuid4().hex])
+            c.execute("INSERT INTO djapp_typed(flag, maybe, token, mask, "
+                      "batch) VALUES (5, 1.0, 'x', 0, '')")
+        self.same(Typed.objects.only("id", "flag", "maybe"))
         for use_tz in (True, False):
             with self.settings(USE_TZ=use_tz):
                 for qs in (Typed.objects.only("id", "when"),

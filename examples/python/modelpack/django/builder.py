@@ -13,7 +13,7 @@ names, values)`, i.e. exactly Django's constructor, signals included.
 from django.db.models.base import ModelState
 
 from ..builders import KIND_OBJECT
-from .convert import faster
+from .convert import binding, decltype_converter
 
 
 class DjangoBuilder:
@@ -35,8 +35,11 @@ class DjangoBuilder:
         out, conn = [], self.connection
         for n, key in enumerate(self._keys(layout)):
             expr = self.fields[key].get_col(self.table)
-            fns = faster(conn.ops.get_db_converters(expr)
-                         + expr.get_db_converters(conn))
+            fns = (conn.ops.get_db_converters(expr)
+                   + expr.get_db_converters(conn))
+            first = decltype_converter(self.fields[key], conn)
+            if first is not None:
+                fns = [binding(first)] + fns
             if fns:
                 out.append((n, key, fns, expr))
         return out

@@ -14,13 +14,14 @@ extension reserves are renamed, and the builder maps them back.
 import sqlite3
 
 from .. import core
+from .convert import decltype_converter
 
 _INTEGER = {"AutoField", "BigAutoField", "SmallAutoField", "IntegerField",
             "BigIntegerField", "SmallIntegerField", "PositiveIntegerField",
             "PositiveBigIntegerField", "PositiveSmallIntegerField",
             "DurationField"}
 _REAL = {"FloatField", "DecimalField"}
-# Booleans are INTEGER: Django's converter keeps values other than 0/1.
+# Booleans: Django's `bool` column converter makes them TEXT (convert.py).
 _BOOLEAN = set()
 _INTEGER |= {"BooleanField", "NullBooleanField"}
 _TEXT = {"CharField", "TextField", "SlugField", "EmailField", "URLField",
@@ -33,7 +34,10 @@ _RESERVED = {"packed", "mask", "mode", "unpack", "batch", "rowid", "oid",
 
 
 def field_type(field, connection):
-    """modelpack type of a concrete Django field, or None."""
+    """modelpack type of a concrete Django field, or None.  A column the
+    binding converts by declared type is TEXT (see convert.py)."""
+    if decltype_converter(field, connection) is not None:
+        return "TEXT"
     if field.is_relation:
         target = getattr(field, "target_field", None)
         return field_type(target, connection) if target is not None else None
