@@ -9,13 +9,13 @@ PYTHON  = /usr/bin/python3
 PYPY    = pypy3
 PYDIR   = examples/python
 DEPS   += python3-dev python3-setuptools python3-django pypy3
-PYTESTS = tests.test_core tests.test_accel tests.test_django tests.test_lazy
+PYTESTS = tests.test_core tests.test_accel tests.test_django tests.test_lazy tests.test_example_project
 # The accelerator is CPython-only (accel.py skips it on PyPy).
-PYPYTESTS = tests.test_core tests.test_django tests.test_lazy
+PYPYTESTS = tests.test_core tests.test_django tests.test_lazy tests.test_example_project
 
 .PHONY: python test-python
 
-python: $(PYDIR)/.accel-built
+python: modelpack.so $(PYDIR)/.accel-built
 
 $(PYDIR)/.accel-built: $(PYDIR)/modelpack/_modelpack.c include/modelpack.h $(PYDIR)/setup.py
 	cd $(PYDIR) && $(PYTHON) setup.py -q build_ext --inplace
