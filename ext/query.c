@@ -42,6 +42,7 @@ typedef struct q_cursor {
   uint32_t batch;
   int eof;
   sqlite3_int64 rowno;
+  sqlite3_value *kept[Q_MAX_PARAMS]; /* p<k> values SQLite re-tests, see keep_params */
 } q_cursor;
 
 static int q_error(q_vtab *vt, char *msg) {
@@ -134,6 +135,10 @@ static int q_open(sqlite3_vtab *p, sqlite3_vtab_cursor **out) {
 
 static void q_reset(q_cursor *c) {
   q_vtab *vt = (q_vtab *)c->base.pVtab;
+  for (int k = 0; k < Q_MAX_PARAMS; k++) {
+    sqlite3_value_free(c->kept[k]);
+    c->kept[k] = NULL;
+  }
   mp_cache_give(&vt->cache, c->sql, c->rd.stmt);
   c->sql = NULL;
   c->rd.stmt = NULL;
@@ -225,6 +230,34 @@ static char *bind_params(q_cursor *c, const char *idx, sqlite3_value **argv) {
     idx = *end == ',' ? end + 1 : end;
   }
   return NULL;
+}
+
+/*
+ * SQLite skips re-testing a constraint marked omit only for the first 16
+ * arguments (where.c keeps the omit flags in a 16-bit mask); every later
+ * argument, p<k> = value, it tests against xColumn on each row.  Keep those
+ * values for q_column so the test passes.  A NULL there can never pass
+ * (NULL = NULL is not true) and would silently drop every row: refuse it.
+ * `pos` is the 1-based argv position of the first parameter.
+ */
+static int keep_params(q_cursor *c, const char *idx, sqlite3_value **argv, int pos,
+                       char **err) {
+  for (; idx && *idx; argv++, pos++) {
+    char *end;
+    long k = strtol(idx, &end, 10);
+    idx = *end == ',' ? end + 1 : end;
+    if (pos <= 16 || k < 1 || k > Q_MAX_PARAMS) continue;
+    if (sqlite3_value_type(*argv) == SQLITE_NULL) {
+      *err = sqlite3_mprintf("modelpack: %s: query parameter p%ld is NULL: SQLite re-tests "
+                             "arguments after the 16th of modelpack_query and drops the row "
+                             "when one is NULL; put NULL parameters first or write NULL in "
+                             "the SQL", c->m->name, k);
+      return SQLITE_ERROR;
+    }
+    c->kept[k - 1] = sqlite3_value_dup(*argv);
+    if (!c->kept[k - 1]) return SQLITE_NOMEM;
+  }
+  return SQLITE_OK;
 }
 
 static int field_for_column(const mp_model *m, const char *name) {
@@ -321,8 +354,10 @@ static int q_filter(sqlite3_vtab_cursor *cur, int flags, const char *idx, int ar
     c->sql = mp_strdup(sql);
     err = start_query(c, e, mode, idx, argv + argi);
   }
+  int rc = SQLITE_OK;
+  if (!err && c->sql) rc = keep_params(c, idx, argv + argi, argi + 1, &err);
   if (err) return q_error(vt, err);
-  if (!c->sql || !c->rd.ready) return SQLITE_NOMEM;
+  if (!c->sql || !c->rd.ready || rc != SQLITE_OK) return SQLITE_NOMEM;
   c->eof = 0;
   c->rowno = 0;
   return q_step(c);
@@ -338,6 +373,8 @@ static int q_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
   else if (col == Q_MASK) sqlite3_result_int64(ctx, (sqlite3_int64)c->mask);
   else if (col == Q_MODE) sqlite3_result_text(ctx, c->safe ? "safe" : "fast", -1, SQLITE_STATIC);
   else if (col == Q_BATCH && c->batch) sqlite3_result_int64(ctx, c->batch);
+  else if (col >= Q_P1 && col < Q_MASK && c->kept[col - Q_P1])
+    sqlite3_result_value(ctx, c->kept[col - Q_P1]);
   return SQLITE_OK;
 }
 
