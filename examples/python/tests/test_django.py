@@ -92,6 +92,29 @@ class QuerySetShapes(Base):
         self.same(Book.objects.filter(title=F("title")))
         self.same(Book.objects.distinct())
 
+    def test_many_parameters(self):
+        self.same(Book.objects.filter(id__in=list(range(1, 40))))
+        self.same(Book.objects.filter(id__in=list(range(1, 1200))),
+                  "fallback")
+        self.assertEqual(len(Book.objects.packed().in_bulk(
+            list(range(1, 31)))), 30)
+
+    def test_query_log_shows_djangos_sql(self):
+        from django.test.utils import CaptureQueriesContext
+        qs = Book.objects.filter(title__startswith="title 1")
+        with CaptureQueriesContext(connection) as stock:
+            list(qs)
+        with CaptureQueriesContext(connection) as mine:
+            list(packed(qs))
+        self.assertEqual([q["sql"] for q in mine.captured_queries],
+                         [q["sql"] for q in stock.captured_queries])
+
+    def test_iterator_chunk_size_and_abandon(self):
+        it = Book.objects.order_by("id").packed().iterator(chunk_size=4)
+        self.assertEqual([next(it).pk for _ in range(5)], [1, 2, 3, 4, 5])
+        it.close()
+        self.same(Book.objects.all())
+
     def test_only_and_defer(self):
         got = self.same(MultiField.objects.only("id", "field1"))
         self.assertEqual(set(got[0][1]), {"id", "field1"})

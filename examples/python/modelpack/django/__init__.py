@@ -19,7 +19,7 @@ from django.db import models
 from django.db.models.query import ModelIterable
 
 from .iterable import (LazyPackedModelIterable, PackedModelIterable,
-                       Unsupported, _stock_iter,
+                       Unsupported, _stock_iter, batch_of,
                        fell_back, packed_objects, stats)
 from .raw import packed_raw
 
@@ -57,7 +57,8 @@ _installed = False
 def _transparent_iter(self):
     """ModelIterable.__iter__ while installed: modelpack, else Django."""
     try:
-        objs = packed_objects(self.queryset, stream=self.chunked_fetch)
+        objs = packed_objects(self.queryset, batch=batch_of(self),
+                              stream=self.chunked_fetch)
     except Unsupported as e:
         fell_back(e)
         return _stock_iter(self)

@@ -94,25 +94,44 @@ def qmark(sql):
     return FORMAT_QMARK_REGEX.sub("?", sql).replace("%%", "%")
 
 
-def blobs(connection, name, sql, params, batch):
+def blobs(connection, name, sql, params, batch, logged_sql=None):
     """A Django cursor over the packed batches of sql.  Through Django's
     cursor, so query logging, assertNumQueries, execute_wrapper and the
-    debug toolbar see one query, as they would for stock Django."""
+    debug toolbar see one query, as they would for stock Django; the
+    query log shows logged_sql (Django's own text), as stock Django does."""
     cur = connection.cursor()
     cur.execute("SELECT packed FROM modelpack_query(%%s, %%s%s) "
                 "WHERE batch = %%s" % (", %s" * len(params)),
                 [name, sql, *params, batch])
+    if logged_sql is not None and connection.queries_logged:
+        log = connection.queries_log
+        if log and log[-1]["sql"].startswith("SELECT packed FROM modelpack_query("):
+            log[-1]["sql"] = connection.ops.last_executed_query(
+                cur.cursor, logged_sql, params)
     return cur
 
 
-def fetch(st, shape, cls, builder, sql, params, batch, stream):
+# modelpack_query takes at most 999 parameters, and SQLite re-tests its
+# arguments after the 16th (model, sql and batch come first), where a NULL
+# never passes: the extension refuses it, so such a query goes to Django.
+MAX_PARAMS = 999
+FIRST_RETESTED = 13
+
+
+def fetch(st, shape, cls, builder, sql, params, batch, stream,
+          logged_sql=None):
     """(model, batches) for sql with the hooks of cls set, or Unsupported."""
+    if len(params) > MAX_PARAMS:
+        raise Unsupported("more than %d parameters" % MAX_PARAMS)
+    if any(p is None for p in params[FIRST_RETESTED:]):
+        raise Unsupported("a NULL parameter after the %dth" % FIRST_RETESTED)
     alias = builder.alias
     for attempt in (1, 2):
         try:
             model = st.model(shape)
             st.set_hooks(model, hooks.spec(cls, shape, builder.hooked))
-            cur = blobs(connections[alias], shape.name, sql, params, batch)
+            cur = blobs(connections[alias], shape.name, sql, params, batch,
+                        logged_sql)
             return model, (cur if stream else cur.fetchall())
         except DB_ERRORS as e:
             # The temp model may have vanished with a rolled-back
@@ -133,7 +152,7 @@ def packed_objects(queryset, batch=BATCH, stream=False, lazy=False):
     alias = queryset.db
     builder = _builder(st, shape, cls, alias, lazy)
     model, cur = fetch(st, shape, cls, builder, qmark(sql), params,
-                       batch, stream)
+                       batch, stream, logged_sql=sql)
     stats["packed"] += 1
     related = _known_related(queryset)
     if stream:
@@ -148,12 +167,15 @@ def packed_objects(queryset, batch=BATCH, stream=False, lazy=False):
 
 
 def _stream(model, builder, rows, related):
-    for (blob,) in rows:
-        stats["safe_batches"] += blob[6] & 1
-        objs = model.decode(blob, builder)
-        if related:
-            _set_related(objs, related)
-        yield from objs
+    try:
+        for (blob,) in rows:
+            stats["safe_batches"] += blob[6] & 1
+            objs = model.decode(blob, builder)
+            if related:
+                _set_related(objs, related)
+            yield from objs
+    finally:
+        rows.close()  # as Django's cursor_iter does, also when abandoned
 
 
 def _known_related(queryset):
@@ -184,11 +206,17 @@ class PackedModelIterable(ModelIterable):
 
     def __iter__(self):
         try:
-            objs = packed_objects(self.queryset, stream=self.chunked_fetch)
+            objs = packed_objects(self.queryset, batch=batch_of(self),
+                                  stream=self.chunked_fetch)
         except Unsupported as e:
             fell_back(e)
             return _stock_iter(self)
         return objs
+
+
+def batch_of(iterable):
+    """Rows per packed batch: iterator(chunk_size=n) asks for n at a time."""
+    return iterable.chunk_size if iterable.chunked_fetch else BATCH
 
 
 class LazyPackedModelIterable(ModelIterable):
@@ -196,8 +224,8 @@ class LazyPackedModelIterable(ModelIterable):
 
     def __iter__(self):
         try:
-            objs = packed_objects(self.queryset, stream=self.chunked_fetch,
-                                  lazy=True)
+            objs = packed_objects(self.queryset, batch=batch_of(self),
+                                  stream=self.chunked_fetch, lazy=True)
         except Unsupported as e:
             fell_back(e)
             return _stock_iter(self)
