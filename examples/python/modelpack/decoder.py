@@ -4,7 +4,7 @@ A `Decoder` is built once per (model, mask, builder): it compiles a small
 Python function specialised to that layout, so decoding a batch is one
 `struct.iter_unpack` over the records plus one expression per field -- no
 per-field dispatch at run time.  Text comes out of the heap with one
-`decode('latin-1')` of the whole heap when the blob carries the ASCII flag
+`decode('ascii')` of the whole heap when the blob carries the ASCII flag
 (FORMAT.md), else value by value as UTF-8.
 
 What a record becomes is the builder's business (builders.py): the builder
@@ -33,7 +33,7 @@ def _value_lines(layout, ascii_text):
             elif ascii_text:
                 lines.append("v%d = ht[%s:%s + %s]" % (n, o, o, l))
             else:
-                lines.append("v%d = hb[%s:%s + %s].decode()" % (n, o, o, l))
+                lines.append("v%d = hb[%s:%s + %s].decode(enc)" % (n, o, o, l))
         elif f.type == "BOOLEAN":
             lines.append("v%d = v%d != 0" % (n, n))
     return lines
@@ -80,7 +80,7 @@ def compile_decoder(layout, build_lines, env):
     """Compile `run(recs, hb, ht, hs, out)` for layout with the builder's
     lines; env supplies the names those lines use."""
     has_text = any(f.type == "TEXT" for f in layout.loaded)
-    src = ["def run(recs, hb, ht, hs, out, bad):",
+    src = ["def run(recs, hb, ht, hs, out, bad, enc):",
            "    ap = out.append"]
     if has_text:
         src.append("    if ht is not None:")
@@ -117,21 +117,31 @@ class Decoder:
         rend = HEADER_SIZE + count * lay.record_size
         recs = memoryview(blob)[HEADER_SIZE:rend]
         hb = blob[rend:] if hs else b""
-        ht = None
+        ht, enc = None, "utf-8"
         if flags & FLAG_ASCII and self.has_text:
-            # latin-1 maps byte i to char i, so offsets stay valid and BLOB
-            # bytes in the same heap do not stop it; TEXT is ASCII (the flag).
-            ht = hb.decode("latin-1")
+            # One decode of the whole heap; ASCII maps byte i to char i, so
+            # slot offsets index the str.  A heap with other bytes (BLOBs,
+            # or a false flag) is decoded value by value, as ASCII, so a
+            # false flag is refused rather than believed.
+            if hb.isascii():
+                ht = hb.decode("ascii")
+            else:
+                enc = "ascii"
         try:
             if flags & FLAG_SAFE:
                 vals = []
-                self._values(recs, hb, ht, hs, vals, self._bad(lay))
+                self._values(recs, hb, ht, hs, vals, self._bad(lay), enc)
                 out.extend(map(self.safe, vals))
             else:
-                self._fast(recs, hb, ht, hs, out, self._bad(lay))
+                self._fast(recs, hb, ht, hs, out, self._bad(lay), enc)
         except UnicodeDecodeError:
             del out[start:]
+            if enc == "ascii":
+                raise lay.error("ASCII flag set on non-ASCII text")
             raise self._unicode_error(recs, hb, hs)
+        except BlobError:
+            del out[start:]  # no partial result
+            raise
         return out
 
     @staticmethod
