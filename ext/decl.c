@@ -21,6 +21,7 @@ typedef struct lexer {
   const char *z;
   int kind;
   char *text; /* unquoted token text (identifiers and strings) */
+  int oom;    /* a token's text could not be copied: the parse must end in NOMEM */
 } lexer;
 
 static int is_ident_char(int c) {
@@ -70,6 +71,11 @@ static int lex_next(lexer *lx) {
   } else {
     lx->kind = T_OTHER;
     n = 1;
+  }
+  if ((lx->kind == T_IDENT || lx->kind == T_STRING) && !lx->text) {
+    /* Never a token without its text: it would parse as something else. */
+    lx->oom = 1;
+    lx->kind = T_OTHER;
   }
   lx->z = z + n;
   return lx->kind;
@@ -168,7 +174,7 @@ static int parse_field(mp_model *m, lexer *lx, char **err) {
 
 /* `schema.name`, `name`, either possibly quoted; from an option value. */
 static int parse_source(mp_model *m, const char *value, char **err) {
-  lexer lx = {value, 0, NULL};
+  lexer lx = {value, 0, NULL, 0};
   if (lex_next(&lx) != T_IDENT) goto bad;
   char *first = lx.text;
   lx.text = NULL;
@@ -185,6 +191,7 @@ static int parse_source(mp_model *m, const char *value, char **err) {
   return SQLITE_OK;
 bad:
   sqlite3_free(lx.text);
+  if (lx.oom) return SQLITE_NOMEM;
   FAIL("source = '%s' is not a table or view name", m->name, value);
 }
 
@@ -199,7 +206,9 @@ static char *option_value(lexer *lx) {
     sqlite3_free(v);
     return NULL;
   }
-  return *rest ? mp_strdup(rest) : NULL;
+  char *v = *rest ? mp_strdup(rest) : NULL;
+  if (*rest && !v) lx->oom = 1;
+  return v;
 }
 
 static int parse_option(mp_model *m, lexer *lx, char **hooks, char **err) {
@@ -244,15 +253,16 @@ static int parse_option(mp_model *m, lexer *lx, char **hooks, char **err) {
 
 static int parse_item(mp_model *m, const char *item, char **hooks,
                       char **err) {
-  lexer lx = {item, 0, NULL};
+  lexer lx = {item, 0, NULL, 0};
   int rc;
   if (lex_next(&lx) != T_IDENT) {
     *err = sqlite3_mprintf("modelpack: %s: cannot parse '%s'", m->name, item);
     rc = SQLITE_ERROR;
   } else {
-    lexer peek = {lx.z, 0, NULL};
+    lexer peek = {lx.z, 0, NULL, 0};
     int is_option = lex_next(&peek) == T_EQ;
     sqlite3_free(peek.text);
+    lx.oom |= peek.oom;
     if (is_option) {
       rc = parse_option(m, &lx, hooks, err);
     } else if (m->nfield + m->overflow >= MP_MAX_FIELDS) {
@@ -263,6 +273,12 @@ static int parse_item(mp_model *m, const char *item, char **hooks,
     }
   }
   sqlite3_free(lx.text);
+  if (lx.oom && rc != SQLITE_NOMEM) {
+    /* Whatever the parse concluded, it concluded it from a lost token. */
+    sqlite3_free(*err);
+    *err = NULL;
+    rc = SQLITE_NOMEM;
+  }
   return rc;
 }
 

@@ -26,6 +26,10 @@ mp_model *mp_fn_model(sqlite3_context *ctx, sqlite3_value *arg, mp_entry **entry
     return NULL;
   }
   int rc = mp_registry_find(sqlite3_user_data(ctx), sqlite3_context_db_handle(ctx), name, &e, &err);
+  if (rc == SQLITE_NOMEM && !err) {
+    sqlite3_result_error_nomem(ctx);
+    return NULL;
+  }
   if (rc != SQLITE_OK) {
     char *msg = sqlite3_mprintf("modelpack: %s", err ? err : "out of memory");
     sqlite3_result_error(ctx, msg ? msg : "modelpack: out of memory", -1);
@@ -153,16 +157,31 @@ static void fn_get(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   mp_result_field(ctx, m, &view, (uint32_t)rec, f);
 }
 
+typedef void fn_impl(sqlite3_context *, int, sqlite3_value **);
+
+static const struct {
+  const char *name;
+  int nargs;
+  fn_impl *fn;
+} direct[] = {{"modelpack_mask", 1, fn_mask},        {"modelpack_mask", 2, fn_mask},
+              {"modelpack_hooks", 1, fn_hooks},      {"modelpack_hooks", 2, fn_hooks},
+              {"modelpack_get", 3, fn_get},          {"modelpack_get", 4, fn_get},
+              {"modelpack_layout", 1, mp_fn_layout}, {"modelpack_layout", 2, mp_fn_layout},
+              {"modelpack_json", 2, mp_fn_json}};
+
+static void unregister_functions(sqlite3 *db) {
+  sqlite3_create_function(db, "modelpack_version", 0, SQLITE_UTF8, NULL, NULL, NULL, NULL);
+  sqlite3_create_function(db, MP_PACK_FN, -1, SQLITE_UTF8, NULL, NULL, NULL, NULL);
+  for (size_t i = 0; i < sizeof direct / sizeof direct[0]; i++)
+    sqlite3_create_function(db, direct[i].name, direct[i].nargs, SQLITE_UTF8, NULL, NULL, NULL,
+                            NULL);
+}
+
 int mp_register_functions(sqlite3 *db, mp_registry *r) {
-  static const struct {
-    const char *name;
-    int nargs;
-    void (*fn)(sqlite3_context *, int, sqlite3_value **);
-  } direct[] = {{"modelpack_mask", 1, fn_mask},        {"modelpack_mask", 2, fn_mask},
-                {"modelpack_hooks", 1, fn_hooks},      {"modelpack_hooks", 2, fn_hooks},
-                {"modelpack_get", 3, fn_get},          {"modelpack_get", 4, fn_get},
-                {"modelpack_layout", 1, mp_fn_layout}, {"modelpack_layout", 2, mp_fn_layout},
-                {"modelpack_json", 2, mp_fn_json}};
+  if (!r) {
+    unregister_functions(db);
+    return SQLITE_OK;
+  }
   /* A pure function of nothing: safe anywhere. */
   int rc = sqlite3_create_function(db, "modelpack_version", 0,
                                    SQLITE_UTF8 | SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC, NULL,

@@ -58,7 +58,15 @@ int sqlite3_modelpack_init(sqlite3 *db, char **err,
   if (rc == SQLITE_OK) rc = mp_register_query(db, r);
   if (rc == SQLITE_OK) rc = mp_register_functions(db, r);
   if (rc == SQLITE_OK) rc = mp_register_stored(db, r);
-  if (rc != SQLITE_OK)
+  if (rc != SQLITE_OK) {
     *err = sqlite3_mprintf("modelpack: cannot register functions: %s", sqlite3_errmsg(db));
+    /* SQLite unloads the library after a failed init: take back every
+     * pointer into it (the module's destructor would run at close). */
+    mp_register_stored(db, NULL);
+    mp_register_functions(db, NULL);
+    mp_register_query(db, NULL);
+    mp_register_unpack(db, NULL);
+    mp_register_vtab(db, NULL);
+  }
   return rc;
 }

@@ -214,6 +214,9 @@ void mp_fn_layout(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void mp_fn_json(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
 /* vtab.c, unpack.c, functions.c: registration. */
+/* Each registers its part of the extension on db; called with r == NULL it
+ * removes that part again (a load that fails half-way must leave nothing
+ * pointing into a library SQLite is about to unload). */
 int mp_register_vtab(sqlite3 *db, mp_registry *r);
 int mp_register_unpack(sqlite3 *db, mp_registry *r);
 int mp_register_query(sqlite3 *db, mp_registry *r);

@@ -176,11 +176,13 @@ static char *row_label(const mp_packer *p, sqlite3_value **vals) {
 static int value_error(const mp_packer *p, sqlite3_value **vals, int field,
                        const char *what, char **err) {
   char *row = row_label(p, vals);
-  *err = sqlite3_mprintf("modelpack: %s.%s: %s (%s)", p->m->name,
-                         p->m->fields[field].name, what,
-                         row ? row : "row unknown");
+  *err = row ? sqlite3_mprintf("modelpack: %s.%s: %s (%s)", p->m->name,
+                               p->m->fields[field].name, what, row)
+             : NULL;
   sqlite3_free(row);
-  return SQLITE_CONSTRAINT;
+  /* Out of memory is not a verdict on the value: a stored model would
+   * otherwise keep a degraded reason that a rebuild would not give. */
+  return *err ? SQLITE_CONSTRAINT : SQLITE_NOMEM;
 }
 
 static int wrong_class(const mp_packer *p, sqlite3_value **vals, int field,

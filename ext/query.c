@@ -337,7 +337,9 @@ static int q_filter(sqlite3_vtab_cursor *cur, int flags, const char *idx, int ar
   q_reset(c);
   if (!name || !sql)
     return q_error(vt, sqlite3_mprintf("modelpack_query: the model and the SQL must be text"));
-  if (mp_registry_find(vt->reg, vt->db, name, &e, &err) != SQLITE_OK) {
+  int found = mp_registry_find(vt->reg, vt->db, name, &e, &err);
+  if (found == SQLITE_NOMEM && !err) return SQLITE_NOMEM;
+  if (found != SQLITE_OK) {
     char *msg = sqlite3_mprintf("modelpack: %s", err ? err : "out of memory");
     sqlite3_free(err);
     return q_error(vt, msg);
@@ -398,5 +400,5 @@ static sqlite3_module query_module = {
 };
 
 int mp_register_query(sqlite3 *db, mp_registry *r) {
-  return sqlite3_create_module(db, "modelpack_query", &query_module, r);
+  return sqlite3_create_module(db, "modelpack_query", r ? &query_module : NULL, r);
 }

@@ -117,39 +117,46 @@ void mp_registry_rename(mp_registry *r, const char *schema, mp_model *m,
   m->name = b;
 }
 
+enum { ABSENT = 0, EXISTS = 1, NOMEM = -1 };
+
 /* Does schema.name exist?  Preparing a read of it also makes SQLite
- * connect the virtual table, which registers its model. */
+ * connect the virtual table, which registers its model.  Running out of
+ * memory is neither answer: it must reach the caller as SQLITE_NOMEM. */
 static int table_exists(sqlite3 *db, const char *schema, const char *name) {
   char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w\"", schema, name);
   sqlite3_stmt *st = NULL;
-  if (!sql) return SQLITE_NOMEM;
+  if (!sql) return NOMEM;
   int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
   sqlite3_free(sql);
   sqlite3_finalize(st);
-  return rc == SQLITE_OK;
+  if (rc == SQLITE_NOMEM) return NOMEM;
+  return rc == SQLITE_OK ? EXISTS : ABSENT;
 }
 
+/* EXISTS (with *out the entry, or NULL for a table that is not a model),
+ * ABSENT, or NOMEM. */
 static int lookup(mp_registry *r, sqlite3 *db, const char *schema,
                   const char *name, mp_entry **out) {
   int i = find_index(r, schema, name);
   if (i >= 0 && r->e[i]->model) {
     *out = r->e[i];
-    return 1;
+    return EXISTS;
   }
-  if (!table_exists(db, schema, name)) return 0;
+  int found = table_exists(db, schema, name);
+  if (found != EXISTS) return found;
   i = find_index(r, schema, name);
   *out = i >= 0 && r->e[i]->model ? r->e[i] : NULL;
-  return 1;
+  return EXISTS;
 }
 
 /* Schemas in SQL's resolution order: temp, main, then attached. */
 static int search_attached(mp_registry *r, sqlite3 *db, const char *name,
                            mp_entry **out) {
   sqlite3_stmt *st = NULL;
-  int found = 0;
-  if (sqlite3_prepare_v2(db, "PRAGMA database_list", -1, &st, NULL) != SQLITE_OK)
-    return 0;
-  while (!found && sqlite3_step(st) == SQLITE_ROW) {
+  int found = ABSENT;
+  int rc = sqlite3_prepare_v2(db, "PRAGMA database_list", -1, &st, NULL);
+  if (rc != SQLITE_OK) return rc == SQLITE_NOMEM ? NOMEM : ABSENT;
+  while (found == ABSENT && sqlite3_step(st) == SQLITE_ROW) {
     const char *schema = (const char *)sqlite3_column_text(st, 1);
     if (!schema || !mp_stricmp(schema, "main") || !mp_stricmp(schema, "temp"))
       continue;
@@ -170,9 +177,11 @@ int mp_registry_find(mp_registry *r, sqlite3 *db, const char *spec,
     found = lookup(r, db, schema, dot + 1, out);
     sqlite3_free(schema);
   } else {
-    found = lookup(r, db, "temp", spec, out) || lookup(r, db, "main", spec, out) ||
-            search_attached(r, db, spec, out);
+    found = lookup(r, db, "temp", spec, out);
+    if (found == ABSENT) found = lookup(r, db, "main", spec, out);
+    if (found == ABSENT) found = search_attached(r, db, spec, out);
   }
+  if (found == NOMEM) return SQLITE_NOMEM;
   if (*out) return SQLITE_OK;
   *err = found ? sqlite3_mprintf("%s is not a modelpack model", spec)
                : sqlite3_mprintf("no such model: %s", spec);

@@ -94,7 +94,10 @@ static void write_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv, int d
     return;
   }
   int rc = del ? unstore_row(db, m, argv[1]) : store_row(db, m, argv + 1);
-  if (rc != SQLITE_OK) {
+  if ((rc & 0xff) == SQLITE_NOMEM) {
+    /* Not a database error: sqlite3_errmsg would describe an older call. */
+    sqlite3_result_error_nomem(ctx);
+  } else if (rc != SQLITE_OK) {
     char *msg = sqlite3_mprintf("modelpack: %s: updating stored records: %s", m->name,
                                 sqlite3_errmsg(db));
     mp_fn_error(ctx, rc, msg);
@@ -172,7 +175,9 @@ int mp_stored_rebuild(sqlite3 *db, mp_model *m, sqlite3_int64 *rows, char **err)
   }
   if (rc == SQLITE_OK) rc = sqlite3_finalize(st);
   else sqlite3_finalize(st);
-  if (rc != SQLITE_OK && err && !*err) *err = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+  /* A memory failure is reported as such, not as the last error text. */
+  if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_NOMEM && err && !*err)
+    *err = sqlite3_mprintf("%s", sqlite3_errmsg(db));
   if (rows) *rows = n;
   return rc;
 }
@@ -208,6 +213,22 @@ void mp_stored_drop(sqlite3 *db, const char *schema, mp_model *m) {
 
 int mp_stored_shadow_name(const char *suffix) { return sqlite3_stricmp(suffix, "packed") == 0; }
 
+/*
+ * SAVEPOINT, ROLLBACK TO and RELEASE for the rebuild, prepared before it
+ * starts: once a rebuild has failed for lack of memory, preparing the
+ * rollback could fail the same way and leave the partial table.
+ */
+static int savepoint_prepare(sqlite3 *db, sqlite3_stmt **sp) {
+  static const char *const sql[3] = {"SAVEPOINT modelpack_rebuild",
+                                     "ROLLBACK TO modelpack_rebuild",
+                                     "RELEASE modelpack_rebuild"};
+  for (int i = 0; i < 3; i++) {
+    int rc = sqlite3_prepare_v2(db, sql[i], -1, &sp[i], NULL);
+    if (rc != SQLITE_OK) return rc;
+  }
+  return SQLITE_OK;
+}
+
 static void fn_rebuild(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   mp_model *m = mp_fn_model(ctx, argv[0], NULL);
   sqlite3_int64 rows = 0;
@@ -218,7 +239,30 @@ static void fn_rebuild(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     mp_fn_error(ctx, SQLITE_ERROR, err);
     return;
   }
-  int rc = mp_stored_rebuild(sqlite3_context_db_handle(ctx), m, &rows, &err);
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  /*
+   * The DELETE and the inserts are statements of their own: from a plain
+   * SELECT nothing else would make them one transaction, and a failure
+   * half-way would leave (and commit) a partial shadow table.  SQLite
+   * refuses a savepoint while a writing statement runs; that statement's
+   * own journal then undoes ours with it if it fails.
+   */
+  sqlite3_stmt *sp[3] = {NULL, NULL, NULL};
+  int rc = savepoint_prepare(db, sp);
+  if (rc == SQLITE_OK) {
+    int in_sp = run(sp[0]) == SQLITE_OK;
+    rc = mp_stored_rebuild(db, m, &rows, &err);
+    if (in_sp && rc != SQLITE_OK) run(sp[1]);
+    if (in_sp) {
+      int rel = run(sp[2]);
+      if (rc == SQLITE_OK) rc = rel;
+    }
+  }
+  for (int i = 0; i < 3; i++) sqlite3_finalize(sp[i]);
+  if ((rc & 0xff) == SQLITE_NOMEM && !err) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
   if (rc != SQLITE_OK) {
     char *msg = sqlite3_mprintf("modelpack: %s: rebuild failed: %s", m->name,
                                 err ? err : sqlite3_errstr(rc));
@@ -241,6 +285,12 @@ int mp_register_stored(sqlite3 *db, mp_registry *r) {
    * apply the trusted_schema rule to them in CHECK constraints, which it
    * skips for non-deterministic functions up to 3.49. */
   int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC;
+  if (!r) {
+    sqlite3_create_function(db, "modelpack_store", -1, SQLITE_UTF8, NULL, NULL, NULL, NULL);
+    sqlite3_create_function(db, "modelpack_unstore", 2, SQLITE_UTF8, NULL, NULL, NULL, NULL);
+    sqlite3_create_function(db, "modelpack_rebuild", 1, SQLITE_UTF8, NULL, NULL, NULL, NULL);
+    return SQLITE_OK;
+  }
   int rc = sqlite3_create_function(db, "modelpack_store", -1, flags, r, fn_store, NULL, NULL);
   if (rc == SQLITE_OK)
     rc = sqlite3_create_function(db, "modelpack_unstore", 2, flags, r, fn_unstore, NULL, NULL);

@@ -189,5 +189,5 @@ static sqlite3_module unpack_module = {
 };
 
 int mp_register_unpack(sqlite3 *db, mp_registry *r) {
-  return sqlite3_create_module(db, "modelpack_unpack", &unpack_module, r);
+  return sqlite3_create_module(db, "modelpack_unpack", r ? &unpack_module : NULL, r);
 }

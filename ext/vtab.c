@@ -134,6 +134,8 @@ static sqlite3_module model_module = {
 };
 
 int mp_register_vtab(sqlite3 *db, mp_registry *r) {
+  /* Removing the module also runs its destructor on the registry. */
+  if (!r) return sqlite3_create_module(db, "modelpack", NULL, NULL);
   return sqlite3_create_module_v2(db, "modelpack", &model_module, r,
                                   mp_registry_free);
 }

@@ -20,7 +20,8 @@ class ExampleProject(unittest.TestCase):
 
     def test_migrate_seed_compare(self):
         with tempfile.TemporaryDirectory() as d:
-            env = dict(os.environ, BOOKSHOP_DB=os.path.join(d, "shop.db"))
+            env = dict(os.environ, BOOKSHOP_DB=os.path.join(d, "shop.db"),
+                       DJANGO_SETTINGS_MODULE="bookshop.settings")
             if "pypy" in sys.executable:
                 env["PYTHONPATH"] = "/usr/lib/python3/dist-packages"
             self.manage(env, "migrate", "-v0")
