@@ -138,15 +138,20 @@ static int choose_how(mp_vtab *vt, int flags, uint64_t extra, uint64_t mask, uin
   /* Slicing a few fields out of a full stored record costs more than
    * packing them from the source (bench/): stored records serve masks
    * that load at least half of the fields. */
-  if (m->stored && (flags & MP_PLAN_PKONLY) && !(extra & ~((uint64_t)1 << m->pk)) &&
-      2 * mp_popcount64(mask) >= m->nfield)
+  int state = (m->stored || batch) ? mp_source_state(vt->db, vt->schema, m) : 0;
+  if (state == MP_SRC_UNKNOWN) state = 0; /* take neither shortcut */
+  /* Stored records are trusted only while their triggers keep them
+   * current: after the source was dropped, renamed or replaced, rows are
+   * packed from whatever the source now is (or fail to be, clearly). */
+  if (m->stored && (state & MP_SRC_TRIGGERS) && (flags & MP_PLAN_PKONLY) &&
+      !(extra & ~((uint64_t)1 << m->pk)) && 2 * mp_popcount64(mask) >= m->nfield)
     return MP_READ_STORED;
   if (flags & MP_PLAN_SORTED) return MP_READ_COLS;
   /* A batch over a plain scan of a table packs inside the source
    * statement, which then returns once per batch.  The packing call must
    * be the statement's only condition: a view's own WHERE could be merged
    * in and tested after it. */
-  if (batch && !(flags & MP_PLAN_HASWHERE) && mp_source_is_table(vt->db, m))
+  if (batch && !(flags & MP_PLAN_HASWHERE) && (state & MP_SRC_TABLE))
     return MP_READ_FN_BATCH;
   return MP_READ_FN;
 }

@@ -48,7 +48,7 @@ typedef struct mp_model {
   unsigned hooks;      /* declared MP_HOOK_* flags */
   uint64_t setattr;    /* declared per-field setattr hooks (bit per field) */
   int stored;          /* materialize = stored */
-  int source_kind;     /* 0 not yet known, 1 a table, 2 a view or other */
+  sqlite3_stmt *state_stmt; /* mp_source_state's query, prepared on use */
   char *shadow_sql;    /* quoted "schema"."<name>_packed" (stored models) */
   sqlite3_stmt *store_stmt, *unstore_stmt; /* shadow writes, prepared on use */
   const char **names;  /* field names, for mp_fingerprint */
@@ -164,6 +164,10 @@ int mp_pack_slice(mp_packer *p, const mp_view *v, uint32_t rec);
 const uint8_t *mp_packer_blob(mp_packer *p, size_t *len);
 
 /* source.c: the SELECT for one read of a model (NULL when out of memory). */
+#define MP_SRC_TABLE 1    /* the source is a plain table */
+#define MP_SRC_TRIGGERS 2 /* the stored model's triggers are on it */
+#define MP_SRC_UNKNOWN -1 /* the schema could not be read (out of memory) */
+int mp_source_state(sqlite3 *db, const char *schema, mp_model *m);
 char *mp_source_sql(const mp_model *m, int how, uint64_t packed, uint64_t extra,
                     const char *clause);
 

@@ -51,7 +51,6 @@ int mp_plan(mp_vtab *vt, sqlite3_index_info *info);
 uint64_t mp_plan_fields(const char *idx, const char **clause, uint64_t *retested);
 
 /* source.c */
-int mp_source_is_table(sqlite3 *db, mp_model *m);
 int mp_source_check(sqlite3 *db, const char *schema, mp_model *m, char **err);
 
 #endif

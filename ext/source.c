@@ -102,20 +102,36 @@ char *mp_source_sql(const mp_model *m, int how, uint64_t packed, uint64_t extra,
   return mp_str_finish(&s);
 }
 
-/* Is the source a plain table (not a view or virtual table)?  Asked once
- * per model; a schema change reconnects the model and asks again. */
-int mp_source_is_table(sqlite3 *db, mp_model *m) {
-  if (m->source_kind) return m->source_kind == 1;
-  char *sql = sqlite3_mprintf("SELECT type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%%' "
-                              "FROM \"%w\".sqlite_schema WHERE name = %Q COLLATE NOCASE",
-                              m->source_schema ? m->source_schema : "main", m->source);
-  sqlite3_stmt *st = NULL;
-  int is_table = 0;
-  if (sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-      sqlite3_step(st) == SQLITE_ROW)
-    is_table = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_free(sql);
-  m->source_kind = is_table ? 1 : 2;
-  return is_table;
+/*
+ * What the source is now: MP_SRC_TABLE when it is a plain table (not a view
+ * or virtual table), MP_SRC_TRIGGERS when the stored model's three triggers
+ * are on it.  Asked on every query, since the schema can change under a
+ * connected model at any time (DROP, ALTER ... RENAME, a view in place of
+ * the table): a stale answer would serve a view's rows in whole batches or
+ * stored records nobody keeps current.  The statement is prepared once per
+ * model; SQLite re-prepares it after a schema change.
+ */
+int mp_source_state(sqlite3 *db, const char *schema, mp_model *m) {
+  if (!m->state_stmt) {
+    char *sql = sqlite3_mprintf(
+        "SELECT coalesce((SELECT type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%%' "
+        "FROM \"%w\".sqlite_schema WHERE name = %Q COLLATE NOCASE), 0), "
+        "(SELECT count(*) FROM \"%w\".sqlite_schema WHERE type = 'trigger' "
+        "AND tbl_name = %Q COLLATE NOCASE "
+        "AND name IN ('%q_mp_insert', '%q_mp_update', '%q_mp_delete') COLLATE NOCASE)",
+        m->source_schema ? m->source_schema : "main", m->source, schema, m->source, m->name,
+        m->name, m->name);
+    int rc = sql ? sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &m->state_stmt, NULL)
+                 : SQLITE_NOMEM;
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) return MP_SRC_UNKNOWN;
+  }
+  int state = MP_SRC_UNKNOWN;
+  if (sqlite3_step(m->state_stmt) == SQLITE_ROW) {
+    state = 0;
+    if (sqlite3_column_int(m->state_stmt, 0)) state |= MP_SRC_TABLE;
+    if (sqlite3_column_int(m->state_stmt, 1) == 3) state |= MP_SRC_TRIGGERS;
+  }
+  sqlite3_reset(m->state_stmt);
+  return state;
 }

@@ -199,7 +199,8 @@ int mp_stored_create(sqlite3 *db, const char *schema, mp_model *m, char **err) {
 void mp_stored_close(mp_model *m) {
   sqlite3_finalize(m->store_stmt);
   sqlite3_finalize(m->unstore_stmt);
-  m->store_stmt = m->unstore_stmt = NULL;
+  sqlite3_finalize(m->state_stmt);
+  m->store_stmt = m->unstore_stmt = m->state_stmt = NULL;
 }
 
 void mp_stored_drop(sqlite3 *db, const char *schema, mp_model *m) {
@@ -230,12 +231,26 @@ static int savepoint_prepare(sqlite3 *db, sqlite3_stmt **sp) {
 }
 
 static void fn_rebuild(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  mp_model *m = mp_fn_model(ctx, argv[0], NULL);
+  mp_entry *e = NULL;
+  mp_model *m = mp_fn_model(ctx, argv[0], &e);
   sqlite3_int64 rows = 0;
   char *err = NULL;
   if (!m) return;
   if (!m->stored) {
     err = sqlite3_mprintf("modelpack: %s: not a stored model (materialize = stored)", m->name);
+    mp_fn_error(ctx, SQLITE_ERROR, err);
+    return;
+  }
+  /* Rebuilt records nobody keeps current would be wrong by the next write. */
+  int state = mp_source_state(sqlite3_context_db_handle(ctx), e->schema, m);
+  if (state == MP_SRC_UNKNOWN) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  if (!(state & MP_SRC_TRIGGERS)) {
+    err = sqlite3_mprintf("modelpack: %s: the triggers that keep its records current are not "
+                          "on %s any more (the source was dropped, renamed or replaced): drop "
+                          "the model and declare it again", m->name, m->source);
     mp_fn_error(ctx, SQLITE_ERROR, err);
     return;
   }
