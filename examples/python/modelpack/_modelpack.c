@@ -258,8 +258,14 @@ static PyObject *build(Plan *pl, PyObject **vals) {
   PyObject *d = fill_dict(pl, vals);
   if (!d || pl->kind == KIND_DICT) return d;
   if (pl->state_cls) {
-    PyObject *sd = PyDict_Copy(pl->state_dict);
-    PyObject *s = sd ? new_instance(pl->state_cls, sd) : NULL;
+    /* An empty state dict: the state class carries the values as class
+     * attributes (modelpack.django's per-alias ModelState), so the state
+     * needs no dict of its own until someone writes to it. */
+    PyObject *sd = NULL, *s = NULL;
+    if (PyDict_GET_SIZE(pl->state_dict) == 0)
+      s = pl->state_cls->tp_alloc(pl->state_cls, 0);
+    else if ((sd = PyDict_Copy(pl->state_dict)) != NULL)
+      s = new_instance(pl->state_cls, sd);
     int rc = s ? PyDict_SetItem(d, pl->state_attr, s) : -1;
     Py_XDECREF(s);
     if (rc < 0) {

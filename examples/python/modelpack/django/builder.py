@@ -1,10 +1,11 @@
 """Django model instances from decoded records.
 
 Fast path: the instance stock Django would build, without running
-`__init__`: `object.__new__(cls)`, a fresh `ModelState` with `adding=False`
-and `db` set (the override in ticket #19501 forgets `db`), then the loaded
-fields' values straight into `__dict__`, `_state` first, in concrete-field
-order -- the same `__dict__` as `Model.from_db` leaves.  Deferred fields are
+`__init__`: `object.__new__(cls)`, a fresh `ModelState` with `adding`
+False and `db` set (the override in ticket #19501 forgets `db`) -- a
+subclass carrying both as class attributes, so no dict is built for it --
+then the loaded fields' values straight into `__dict__`, `_state` first, in
+concrete-field order: the same `__dict__` as `Model.from_db` leaves.  Deferred fields are
 absent, so Django's own DeferredAttribute loads them on access.
 
 Safe path (safe-packed blobs: the model has hooks): `cls.from_db(db,
@@ -14,6 +15,37 @@ from django.db.models.base import ModelState
 
 from ..builders import KIND_OBJECT
 from .convert import binding, decltype_converter
+
+
+def _restore_state(d):
+    s = ModelState()
+    s.__dict__.update(d)
+    return s
+
+
+class _PackedState(ModelState):
+    """A ModelState whose `adding` (False) and `db` are class attributes:
+    one fewer dict per instance.  Reads see what stock Django's state
+    holds; a write goes to the instance as usual; copying or pickling
+    gives a plain ModelState with the same values."""
+
+    def __reduce__(self):
+        d = {"adding": self.adding, "db": self.db}
+        d.update(self.__dict__)
+        return _restore_state, (d,)
+
+
+_state_classes = {}
+
+
+def packed_state(alias):
+    """The _PackedState subclass for database alias, made once."""
+    cls = _state_classes.get(alias)
+    if cls is None:
+        cls = _state_classes[alias] = type(
+            "ModelState", (_PackedState,), {"adding": False, "db": alias,
+                                            "__module__": __name__})
+    return cls
 
 
 class DjangoBuilder:
@@ -45,8 +77,8 @@ class DjangoBuilder:
         return out
 
     def fast_code(self, layout):
-        env = {"new": object.__new__, "cls": self.cls, "MS": ModelState,
-               "alias": self.alias, "conn": self.connection}
+        env = {"new": object.__new__, "cls": self.cls,
+               "MS": packed_state(self.alias), "conn": self.connection}
         lines = []
         for n, key, fns, expr in self.converters(layout):
             env["e%d" % n] = expr
@@ -56,9 +88,7 @@ class DjangoBuilder:
         items = ", ".join("%r: v%d" % (k, n)
                           for n, k in enumerate(self._keys(layout)))
         return (lines + ["o = new(cls)",
-                         "s = new(MS)",
-                         "s.__dict__ = {'adding': False, 'db': alias}",
-                         "o.__dict__ = {'_state': s, %s}" % items], env)
+                         "o.__dict__ = {'_state': new(MS), %s}" % items], env)
 
     def safe_constructor(self, layout):
         cls, alias, names = self.cls, self.alias, self._keys(layout)
@@ -93,4 +123,4 @@ class DjangoBuilder:
 
     def accel_spec(self, layout):
         return (KIND_OBJECT, self.cls, self._keys(layout),
-                ("_state", ModelState, {"adding": False, "db": self.alias}))
+                ("_state", packed_state(self.alias), {}))
