@@ -98,9 +98,12 @@ class ConnectionState:
         self.models = {}      # concrete model -> core.Model
         self.hooks = {}       # modelpack model name -> hooks spec set
         self.builders = {}    # (cls, alias) -> DjangoBuilder
+        self.fragile = set()  # models whose declaration a rollback may undo
 
     def model(self, shape):
         m = self.models.get(shape.name)
+        if m is not None and shape.name not in self.fragile:
+            return m  # declared in autocommit: it lives as long as the connection
         exists = self.raw.execute(
             "SELECT 1 FROM temp.sqlite_master WHERE name = ?",
             (shape.name,)).fetchone()
@@ -116,6 +119,12 @@ class ConnectionState:
             self.db.forget(shape.name)
             m = self.models[shape.name] = self.db.model(shape.name)
             self.hooks.pop(shape.name, None)
+        # A declaration made (or seen) inside a transaction can be rolled
+        # back with it: keep checking until one is seen outside.
+        if self.raw.in_transaction:
+            self.fragile.add(shape.name)
+        else:
+            self.fragile.discard(shape.name)
         return m
 
     def forget(self, shape):
