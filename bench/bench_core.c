@@ -459,6 +459,19 @@ static void setup_groups(sqlite3 *db, group *g, long batch) {
   }
 }
 
+/* --tsv FILE: the same figures as tab-separated rows for bench/report.py,
+ * which folds them into `make bench`'s one table:
+ * section, case, contender, value, unit, ratio, target ("" if none). */
+static FILE *tsv;
+
+static void tsv_row(const char *section, const char *cas, const char *who, double value,
+                    const char *unit, double ratio, double target) {
+  if (!tsv) return;
+  fprintf(tsv, "%s\t%s\t%s\t%.3f\t%s\t%.4f\t", section, cas, who, value, unit, ratio);
+  if (target > 0) fprintf(tsv, "<=%.2f", target);
+  fputc('\n', tsv);
+}
+
 static void print_table(const group *g, int rounds, long rows) {
   printf("\n%-36s %9s %9s %8s  %s\n", "rows decoded", "ns/row", "decode", "ratio",
          "target: ratio to plain");
@@ -466,11 +479,13 @@ static void print_table(const group *g, int rounds, long rows) {
     double plain = median(g[i].plain_ns, rounds);
     printf("%s\n  %-34s %9.1f %9s %7.2fx\n", g[i].label, "plain sqlite3_column_*", plain,
            "-", 1.0);
+    tsv_row("C", g[i].label, "plain sqlite3_column_*", plain, "ns/row", 1.0, 0);
     for (int j = 0; j < g[i].ncont; j++) {
       const contender *c = &g[i].c[j];
       double ns = median(c->ns, rounds), fetch = median(c->fetch_ns, rounds);
       double ratio = ns / plain;
       printf("  %-34s %9.1f %9.1f %7.2fx", c->label, ns, ns - fetch, ratio);
+      tsv_row("C", g[i].label, c->label, ns, "ns/row", ratio, c->target);
       if (c->target > 0)
         printf("  <= %.2f %s", c->target, ratio <= c->target ? "met" : "NOT met");
       putchar('\n');
@@ -833,6 +848,14 @@ static void bench_memory(const char *self, const char *ext, long rows, long batc
                 (double)(bs.sqlite_peak + bs.client_peak);
   double grow = (double)(fl.sqlite_peak + fl.client_peak) /
                 (double)(fs.sqlite_peak + fs.client_peak);
+  char cas[64];
+  snprintf(cas, sizeof cas, "peak memory, %ld rows streamed", rows);
+  tsv_row("memory", cas, lb, mib(bl.sqlite_peak + bl.client_peak), "MiB", 1.0, 0);
+  tsv_row("memory", cas, "fetchall(), plain rows", mib(fl.sqlite_peak + fl.client_peak), "MiB",
+          (double)(fl.sqlite_peak + fl.client_peak) / (double)(bl.sqlite_peak + bl.client_peak),
+          0);
+  snprintf(cas, sizeof cas, "batched peak, %ld / %ld rows (flat)", rows, small);
+  tsv_row("memory", cas, lb, flat, "x", flat, FLAT_LIMIT);
   printf("\nbatched peak, %ld rows / %ld rows: %.2fx  target: <= %.2f (flat) %s\n", rows,
          small, flat, FLAT_LIMIT, flat <= FLAT_LIMIT ? "met" : "NOT met");
   printf("fetchall peak, %ld rows / %ld rows: %.2fx; at %ld rows fetchall holds %.1fx"
@@ -851,7 +874,7 @@ static void bench_memory(const char *self, const char *ext, long rows, long batc
 static void usage(const char *argv0) {
   fprintf(stderr,
           "usage: %s <extension-path-without-.so> [--rows N] [--rounds N] [--batch N]\n"
-          "          [--memory-rows N] [--memory | --no-memory]\n",
+          "          [--memory-rows N] [--memory | --no-memory] [--tsv FILE]\n",
           argv0);
   exit(2);
 }
@@ -872,10 +895,11 @@ static int arg_flag(int argc, char **argv, const char *name) {
 }
 
 static void check_args(int argc, char **argv) {
-  static const char *const valued[] = {"--rows", "--rounds", "--batch", "--memory-rows"};
+  static const char *const valued[] = {"--rows", "--rounds", "--batch", "--memory-rows",
+                                       "--tsv"};
   for (int i = 2; i < argc; i++) {
     int ok = strcmp(argv[i], "--memory") == 0 || strcmp(argv[i], "--no-memory") == 0;
-    for (int k = 0; k < 4 && !ok; k++)
+    for (int k = 0; k < 5 && !ok; k++)
       if (strcmp(argv[i], valued[k]) == 0 && i + 1 < argc) ok = 1, i++;
     if (!ok) usage(argv[0]);
   }
@@ -889,10 +913,16 @@ int main(int argc, char **argv) {
   int rounds = (int)arg_long(argc, argv, "--rounds", 7, 1, MAX_ROUNDS);
   long batch = arg_long(argc, argv, "--batch", 1000, 1, 1000000);
   long mem_rows = arg_long(argc, argv, "--memory-rows", 1000000, 1000, 100000000);
+  for (int i = 2; i + 1 < argc; i++)
+    if (strcmp(argv[i], "--tsv") == 0 && !(tsv = fopen(argv[i + 1], "w"))) {
+      perror(argv[i + 1]);
+      return 1;
+    }
   int memory_only = arg_flag(argc, argv, "--memory");
   int no_memory = arg_flag(argc, argv, "--no-memory");
   if (memory_only && no_memory) usage(argv[0]);
   if (!memory_only) bench_time(argv[1], rows, rounds, batch);
   if (!no_memory) bench_memory(argv[0], argv[1], mem_rows, batch);
+  if (tsv) fclose(tsv);
   return 0;
 }

@@ -13,6 +13,7 @@ transparent `install()`; and the floor: the same instances built from
 in-memory tuples by the pure-Python fast path (no database at all).
 """
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -34,21 +35,24 @@ import modelpack  # noqa: E402
 import modelpack.django as mpd  # noqa: E402
 from modelpack import accel  # noqa: E402
 from bench.djbench.models import (Author, Book, BookFromDb, Event,  # noqa
-                                 MultiField, MultiFieldFromDb, SignalledBook)
+                                 MultiField, MultiFieldFromDb, SignalledBook,
+                                 SRBook)
 
 
 def fill():
     with connection.schema_editor() as ed:
-        for m in (Author, Book, MultiField, SignalledBook, Event):
+        for m in (Author, Book, SRBook, MultiField, SignalledBook, Event):
             ed.create_model(m)
     import datetime
     import decimal
     Author.objects.bulk_create(
         [Author(author="Author %d" % i) for i in range(100)])
     authors = list(Author.objects.order_by("id"))
-    Book.objects.bulk_create(
-        [Book(title="A Book %d" % i, author=authors[i % 100])
-         for i in range(3000)])
+    Book.objects.bulk_create([Book(title="A Book %d" % i)
+                              for i in range(3000)])
+    SRBook.objects.bulk_create(
+        [SRBook(title="A Book %d" % i, author=authors[i % 100])
+         for i in range(100)])
     MultiField.objects.bulk_create([MultiField(**{
         "field%d" % k: "%s %d" % ("abcdefghij"[k - 1] * 8, i)
         for k in range(1, 11)}) for i in range(3000)])
@@ -155,16 +159,15 @@ def cases():
         "from_db": lambda: [BookFromDb.objects.get(id=1)],
         "packed": lambda: [Book.objects.packed().get(id=1)],
         "install": installed(lambda: [Book.objects.get(id=1)])}))
-    sr = Book.objects.select_related("author")
+    sr = SRBook.objects.select_related("author")
     c.append(("query_select_related (falls back)", 100, {
-        "stock": lambda: list(sr[:100]),
-        "packed": lambda: list(sr.packed()[:100]),
-        "install": installed(lambda: list(sr[:100]))}))
+        "stock": lambda: [list(sr.all()) for _ in range(20)][-1],
+        "packed": lambda: [list(sr.packed()) for _ in range(20)][-1],
+        "install": installed(lambda: [list(sr.all()) for _ in range(20)][-1])}))
     c.append(("query_values_list (no instances)", 3000, {
-        "stock": lambda: list(Book.objects.values_list("id", "title",
-                                                       "author_id")),
+        "stock": lambda: list(Book.objects.values_list("id", "title")),
         "packed": lambda: list(Book.objects.packed().values_list(
-            "id", "title", "author_id"))}))
+            "id", "title"))}))
     c.append(("model_init_self_signals (safe)", 3000, {
         "stock": lambda: list(SignalledBook.objects.iterator()),
         "packed": lambda: list(SignalledBook.objects.packed().iterator()),
@@ -207,24 +210,46 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", help="also write the results here (report.py)")
     args = ap.parse_args()
     rounds = 5 if args.quick else args.rounds
     fill()
-    print("Django %s on %s %s; C accelerator %s; %d rounds, medians"
-          % (django.get_version(), sys.implementation.name,
-             sys.version.split()[0], "on" if accel.available else "absent",
-             rounds))
+    impl = "%s %s" % ("PyPy" if sys.implementation.name == "pypy"
+                      else "CPython", sys.version.split()[0])
+    results = []
+    warm = 30 if sys.implementation.name == "pypy" else 1
+    print("Django %s on %s; C accelerator %s; %d rounds, medians"
+          % (django.get_version(), impl,
+             "on" if accel.available else "absent", rounds))
     print()
     print("%-36s %6s" % ("case (rows)", "stock") + "".join(
         " %9s" % c for c in COLS[1:]) + "   target")
     for name, n, fns in cases():
+        if not accel.available:
+            fns.pop("pure", None)  # the only decoder here: "packed" is it
         lazy = fns.get("lazy")
         ref = fns["stock"]()
         for k, fn in fns.items():
             if k not in ("lazy", "floor") and not same(ref, fn()):
                 raise SystemExit("%s: %s gives other instances" % (name, k))
         loops = 20 if n == 1 else 1
+        # A JIT measures its steady state only after warming up (the
+        # warm-up itself is bench_warmup.py's subject).
+        for _ in range(warm):
+            for fn in fns.values():
+                fn()
         med = measure(fns, rounds, loops)
+        for k, v in med.items():
+            results.append({"impl": impl, "case": name, "rows": n,
+                            "contender": k, "ms": v * 1e3,
+                            "ratio": med["stock"] / v,
+                            "target": TARGETS.get(name) if k == "packed"
+                            else None})
+        if "floor" in med:
+            results.append({"impl": impl, "case": name, "rows": n,
+                            "contender": "packed / floor",
+                            "ms": None, "ratio": med["packed"] / med["floor"],
+                            "target": 1.2 if name == "query_all" else None})
         cells = ["%6.2fms" % (med["stock"] * 1e3)]
         for c in COLS[1:]:
             cells.append("%8.1fx" % (med["stock"] / med[c]) if c in med
@@ -237,12 +262,16 @@ def main():
                                         100 * (1 - got / TARGETS[name])))
         print(line)
         if "floor" in med:
-            print("%-36s packed / floor = %.2f (target <= 1.2)%s" % (
+            print("%-36s packed / floor = %.2f%s%s" % (
                 "", med["packed"] / med["floor"],
+                " (target <= 1.2)" if name == "query_all" else "",
                 "" if lazy is None else ", lazy / floor = %.2f"
                 % (med["lazy"] / med["floor"])))
     print()
     print("Ratios are stock time / contender time (higher is faster).")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,13 @@
 #include "mp_util.h"
 #include "mp_internal.h"
 
-#define Q_MAX_PARAMS 999
+/* Every parameter is a hidden column, declared when the table connects:
+ * 999 of them cost over a millisecond per connection, 100 a tenth. */
+#define Q_MAX_PARAMS 100
 enum { Q_PACKED, Q_MODEL, Q_SQL, Q_P1 };
-#define Q_MASK (Q_P1 + Q_MAX_PARAMS)
+/* Catches a 101st positional argument, which would otherwise land in mask. */
+#define Q_OVERFLOW (Q_P1 + Q_MAX_PARAMS)
+#define Q_MASK (Q_OVERFLOW + 1)
 #define Q_MODE (Q_MASK + 1)
 #define Q_BATCH (Q_MASK + 2)
 
@@ -55,7 +59,7 @@ static char *schema_sql(void) {
   mp_str s = {0};
   mp_str_cat(&s, "CREATE TABLE x(packed BLOB, model HIDDEN, sql HIDDEN");
   for (int i = 1; i <= Q_MAX_PARAMS; i++) mp_str_printf(&s, ", p%d HIDDEN", i);
-  mp_str_cat(&s, ", mask INTEGER HIDDEN, mode TEXT HIDDEN, batch INTEGER HIDDEN)");
+  mp_str_cat(&s, ", too_many_parameters HIDDEN, mask INTEGER HIDDEN, mode TEXT HIDDEN, batch INTEGER HIDDEN)");
   return mp_str_finish(&s);
 }
 
@@ -96,6 +100,9 @@ static int q_best_index(sqlite3_vtab *p, sqlite3_index_info *info) {
     if (!info->aConstraint[i].usable) return SQLITE_CONSTRAINT;
     at[col] = i;
   }
+  if (at[Q_OVERFLOW] >= 0)
+    return q_error((q_vtab *)p, sqlite3_mprintf("modelpack_query takes at most %d parameters",
+                                                Q_MAX_PARAMS));
   if (at[Q_MODEL] < 0 || at[Q_SQL] < 0) {
     return q_error((q_vtab *)p, sqlite3_mprintf(
         "modelpack_query needs a model and a SELECT: modelpack_query('book', 'SELECT ...', ...)"));
@@ -108,7 +115,7 @@ static int q_best_index(sqlite3_vtab *p, sqlite3_index_info *info) {
     info->aConstraintUsage[at[order[k]]].omit = 1;
     flags |= flag[k];
   }
-  for (int col = Q_P1; col < Q_MASK; col++) {
+  for (int col = Q_P1; col < Q_OVERFLOW; col++) {
     if (at[col] < 0) continue;
     info->aConstraintUsage[at[col]].argvIndex = ++n;
     info->aConstraintUsage[at[col]].omit = 1;
@@ -375,7 +382,7 @@ static int q_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
   else if (col == Q_MASK) sqlite3_result_int64(ctx, (sqlite3_int64)c->mask);
   else if (col == Q_MODE) sqlite3_result_text(ctx, c->safe ? "safe" : "fast", -1, SQLITE_STATIC);
   else if (col == Q_BATCH && c->batch) sqlite3_result_int64(ctx, c->batch);
-  else if (col >= Q_P1 && col < Q_MASK && c->kept[col - Q_P1])
+  else if (col >= Q_P1 && col < Q_OVERFLOW && c->kept[col - Q_P1])
     sqlite3_result_value(ctx, c->kept[col - Q_P1]);
   return SQLITE_OK;
 }

@@ -1,5 +1,6 @@
 """djangobench's models for the query benchmarks (query_all's Book,
-query_all_multifield's MultiField, query_select_related's Author), plus a
+query_all_multifield's MultiField, query_select_related's Author and
+book), plus a
 proxy with the #19501-style `from_db` override, a model with no-op init
 signal receivers (model_init_self_signals) and one with converters."""
 from django.db import models
@@ -9,14 +10,21 @@ from django.db.models.signals import post_init, pre_init
 from modelpack.django import PackedQuerySet
 
 
+class Book(models.Model):
+    """query_all's model."""
+    title = models.CharField(max_length=100)
+    objects = PackedQuerySet.as_manager()
+
+
 class Author(models.Model):
+    """query_select_related's models: Author and SRBook."""
     author = models.CharField(max_length=100)
     objects = PackedQuerySet.as_manager()
 
 
-class Book(models.Model):
+class SRBook(models.Model):
     title = models.CharField(max_length=100)
-    author = models.ForeignKey(Author, null=True, on_delete=models.CASCADE)
+    author = models.ForeignKey(Author, on_delete=models.CASCADE)
     objects = PackedQuerySet.as_manager()
 
 

@@ -15,13 +15,15 @@
 
 Querysets modelpack cannot reproduce exactly fall back to Django's own path.
 """
-from django.db import models
+from django.db import connections, models
+from django.db.backends.signals import connection_created
 from django.db.models.query import ModelIterable
 
 from .iterable import (LazyPackedModelIterable, PackedModelIterable,
                        Unsupported, _stock_iter, batch_of,
                        fell_back, packed_objects, stats)
 from .raw import packed_raw
+from .schema import state_of
 
 __all__ = ["PackedQuerySet", "packed", "packed_raw", "install", "uninstall",
            "installed", "stats"]
@@ -65,17 +67,29 @@ def _transparent_iter(self):
     return objs
 
 
+def _on_connection(sender, connection, **kwargs):
+    """Load the extension as each SQLite connection opens, so the first
+    query does not pay for it; models are declared on first use."""
+    if connection.vendor == "sqlite":
+        state_of(connection)
+
+
 def install():
     """Transparent mode: every ModelIterable (list(qs), for o in qs, get(),
     first(), iterator()) on a SQLite connection goes through modelpack."""
     global _installed
     ModelIterable.__iter__ = _transparent_iter
+    connection_created.connect(_on_connection, dispatch_uid="modelpack")
+    for conn in connections.all():
+        if conn.vendor == "sqlite" and conn.connection is not None:
+            state_of(conn)
     _installed = True
 
 
 def uninstall():
     global _installed
     ModelIterable.__iter__ = _stock_iter
+    connection_created.disconnect(dispatch_uid="modelpack")
     _installed = False
 
 

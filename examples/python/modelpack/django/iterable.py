@@ -111,10 +111,10 @@ def blobs(connection, name, sql, params, batch, logged_sql=None):
     return cur
 
 
-# modelpack_query takes at most 999 parameters, and SQLite re-tests its
+# modelpack_query takes at most 100 parameters, and SQLite re-tests its
 # arguments after the 16th (model, sql and batch come first), where a NULL
 # never passes: the extension refuses it, so such a query goes to Django.
-MAX_PARAMS = 999
+MAX_PARAMS = 100
 FIRST_RETESTED = 13
 
 
