@@ -17,7 +17,7 @@ HDR      = $(wildcard ext/*.h) include/modelpack.h
 TEST_C   = build/test_decode build/test_threads
 BENCH_C  = build/bench_core
 
-.PHONY: all deps test test-asan test-tsan demo bench clean
+.PHONY: all deps test test-asan test-tsan demo bench bench-readme clean
 
 all: modelpack.so
 
@@ -77,8 +77,13 @@ test-tsan: deps build/tsan/modelpack.so build/tsan/test_threads
 demo: deps modelpack.so build/bench_core
 	sh examples/shell/demo.sh
 
-bench: deps modelpack.so $(BENCH_C)
-	./$(BENCH_C) ./modelpack
+# Every benchmark, one table (bench/report.py); bench-readme also pastes it,
+# and the warm-up plot, into README.md.
+bench: deps modelpack.so $(BENCH_C) python
+	$(PYTHON) bench/report.py
+
+bench-readme: deps modelpack.so $(BENCH_C) python
+	$(PYTHON) bench/report.py --readme
 
 clean:
 	rm -rf build modelpack.so

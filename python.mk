@@ -8,7 +8,7 @@
 PYTHON  = /usr/bin/python3
 PYPY    = pypy3
 PYDIR   = examples/python
-DEPS   += python3-dev python3-setuptools python3-django pypy3
+DEPS   += python3-dev python3-setuptools python3-django pypy3 python3-matplotlib
 PYTESTS = tests.test_core tests.test_accel tests.test_django tests.test_lazy tests.test_example_project
 # The accelerator is CPython-only (accel.py skips it on PyPy).
 PYPYTESTS = tests.test_core tests.test_django tests.test_lazy tests.test_example_project
