@@ -17,7 +17,7 @@ HDR      = $(wildcard ext/*.h) include/modelpack.h
 TEST_C   = build/test_decode build/test_threads
 BENCH_C  = build/bench_core
 
-.PHONY: all deps test test-asan test-tsan demo bench bench-readme clean
+.PHONY: all deps test test-asan test-tsan test-valgrind demo bench bench-readme clean
 
 all: modelpack.so
 
@@ -60,6 +60,16 @@ test-asan: deps build/asan/modelpack.so build/asan/test_decode build/asan/test_t
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	MODELPACK_SO=$(CURDIR)/build/asan/modelpack MODELPACK_TEST_BIN=$(CURDIR)/build/asan \
 	tclsh test/all.tcl
+
+# valgrind (memcheck): the whole Tcl suite in one tclsh, every child program
+# too; any error or definite leak fails the run.  Slow (minutes): not in CI,
+# which runs the ASan+LSan pass instead.  VALGRIND_TESTS picks some files.
+VALGRIND_TESTS ?=
+test-valgrind: deps modelpack.so $(TEST_C) build/example_c
+	MODELPACK_SO=$(CURDIR)/modelpack MODELPACK_VALGRIND=1 \
+	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	  --trace-children=yes --trace-children-skip='*/sqlite3,*/sh,*/gcc,*/cc' \
+	  tclsh test/all.tcl $(VALGRIND_TESTS)
 
 # ThreadSanitizer: reader threads and a WAL writer, each on its own connection.
 TSAN_FLAGS = -O1 -g -fsanitize=thread
