@@ -34,6 +34,8 @@ typedef struct q_vtab {
   sqlite3 *db;
   mp_registry *reg;
   mp_stmt_cache cache;
+  int preparing; /* inside prepare_query: a nested xBestIndex is our own SQL's */
+  int nested;    /* the SQL being prepared uses modelpack_query itself */
 } q_vtab;
 
 typedef struct q_cursor {
@@ -45,6 +47,7 @@ typedef struct q_cursor {
   int safe;
   uint32_t batch;
   int eof;
+  int nocache; /* finalize the statement after use instead of caching it */
   sqlite3_int64 rowno;
   sqlite3_value *kept[Q_MAX_PARAMS]; /* p<k> values SQLite re-tests, see keep_params */
 } q_cursor;
@@ -90,6 +93,7 @@ static int q_disconnect(sqlite3_vtab *p) {
 /* argv: model, sql, [mask], [mode], [batch], then parameters; idxStr
  * lists the parameter numbers in that order. */
 static int q_best_index(sqlite3_vtab *p, sqlite3_index_info *info) {
+  if (((q_vtab *)p)->preparing) ((q_vtab *)p)->nested = 1;
   int at[Q_BATCH + 1];
   int n = 0, flags = 0;
   mp_str params = {0};
@@ -146,7 +150,11 @@ static void q_reset(q_cursor *c) {
     sqlite3_value_free(c->kept[k]);
     c->kept[k] = NULL;
   }
-  mp_cache_give(&vt->cache, c->sql, c->rd.stmt);
+  /* A statement that uses modelpack_query itself keeps this very table
+   * connected: cached here, it would keep the connection from ever closing. */
+  if (c->nocache) sqlite3_finalize(c->rd.stmt);
+  else mp_cache_give(&vt->cache, c->sql, c->rd.stmt);
+  c->nocache = 0;
   c->sql = NULL;
   c->rd.stmt = NULL;
   mp_model_unref(c->m);
@@ -210,7 +218,12 @@ static char *prepare_query(q_cursor *c, q_vtab *vt, const char *sql) {
   const char *tail = NULL;
   const char *why = refused_by_text(sql);
   if (why) return sqlite3_mprintf("modelpack: %s: query refused: %s", m->name, why);
-  if (sqlite3_prepare_v3(vt->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->rd.stmt, &tail) != SQLITE_OK)
+  vt->preparing++;
+  vt->nested = 0;
+  int rc = sqlite3_prepare_v3(vt->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->rd.stmt, &tail);
+  vt->preparing--;
+  c->nocache = vt->nested;
+  if (rc != SQLITE_OK)
     return sqlite3_mprintf("modelpack: %s: query: %s", m->name, sqlite3_errmsg(vt->db));
   /* Never prepare what follows: it could act while being prepared. */
   if (!c->rd.stmt) why = "the SQL holds no statement";
