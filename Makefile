@@ -67,7 +67,7 @@ test-asan: deps build/asan/modelpack.so build/asan/test_decode build/asan/test_t
 VALGRIND_TESTS ?=
 test-valgrind: deps modelpack.so $(TEST_C) build/example_c
 	MODELPACK_SO=$(CURDIR)/modelpack MODELPACK_VALGRIND=1 \
-	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-possibly-lost=no \
 	  --trace-children=yes --trace-children-skip='*/sqlite3,*/sh,*/gcc,*/cc' \
 	  tclsh test/all.tcl $(VALGRIND_TESTS)
 
