@@ -152,8 +152,12 @@ static void q_reset(q_cursor *c) {
   }
   /* A statement that uses modelpack_query itself keeps this very table
    * connected: cached here, it would keep the connection from ever closing. */
-  if (c->nocache) sqlite3_finalize(c->rd.stmt);
-  else mp_cache_give(&vt->cache, c->sql, c->rd.stmt);
+  if (c->nocache) {
+    sqlite3_finalize(c->rd.stmt);
+    sqlite3_free(c->sql);
+  } else {
+    mp_cache_give(&vt->cache, c->sql, c->rd.stmt); /* takes both */
+  }
   c->nocache = 0;
   c->sql = NULL;
   c->rd.stmt = NULL;
