@@ -8,8 +8,8 @@
 PYTHON  = /usr/bin/python3
 PYPY    = pypy3
 PYDIR   = examples/python
-DEPS   += python3-dev python3-setuptools python3-django pypy3 python3-matplotlib
-PYTESTS = tests.test_core tests.test_accel tests.test_django tests.test_lazy tests.test_example_project
+DEPS   += python3-dev python3-setuptools python3-pip python3-django pypy3 python3-matplotlib
+PYTESTS = tests.test_core tests.test_accel tests.test_django tests.test_lazy tests.test_example_project tests.test_install
 # The accelerator is CPython-only (accel.py skips it on PyPy).
 PYPYTESTS = tests.test_core tests.test_django tests.test_lazy tests.test_example_project
 
@@ -17,7 +17,8 @@ PYPYTESTS = tests.test_core tests.test_django tests.test_lazy tests.test_example
 
 python: modelpack.so $(PYDIR)/.accel-built
 
-$(PYDIR)/.accel-built: $(PYDIR)/modelpack/_modelpack.c include/modelpack.h $(PYDIR)/setup.py
+# setup.py builds the accelerator and, into modelpack/lib/, the extension.
+$(PYDIR)/.accel-built: $(PYDIR)/modelpack/_modelpack.c $(SRC) $(HDR) $(PYDIR)/setup.py
 	cd $(PYDIR) && $(PYTHON) setup.py -q build_ext --inplace
 	@touch $@
 

@@ -11,8 +11,10 @@ MODELPACK_STRICT=1 to add -Werror.
     python3 setup.py build_ext --inplace     # _modelpack*.so beside the package
     python3 -m pip install .
 """
+import glob
 import os
 import platform
+import shutil
 import sys
 
 from setuptools import Extension, find_packages, setup
@@ -83,6 +85,36 @@ EXT_MODULES = [] if platform.python_implementation() != "CPython" else [
         sources=["modelpack/_modelpack.c"],
         depends=["modelpack/_modelpack.c", HEADER],
     )]
+
+# Installing from the repository also builds the SQLite extension itself
+# into modelpack/lib/, where core.extension_path() finds it: `pip install`
+# then needs no `make` and no MODELPACK_EXTENSION.  Its file name starts
+# with "modelpack.", so SQLite derives the entry point sqlite3_modelpack_init.
+REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
+
+
+def stage_sqlite_sources():
+    """Copy ext/ and include/ under build/ (setuptools puts each object
+    beside its source's relative path, which must stay inside this tree);
+    [] when not building from the repository."""
+    if not os.path.isdir(os.path.join(REPO, "ext")):
+        return []
+    stage = os.path.join("build", "sqlite-src")
+    for sub, pat in (("ext", "*.[ch]"), ("include", "*.h")):
+        os.makedirs(os.path.join(HERE, stage, sub), exist_ok=True)
+        for f in glob.glob(os.path.join(REPO, sub, pat)):
+            shutil.copy2(f, os.path.join(HERE, stage, sub))
+    return sorted(os.path.join(stage, "ext", os.path.basename(f))
+                  for f in glob.glob(os.path.join(REPO, "ext", "*.c")))
+
+
+SQLITE_SRC = stage_sqlite_sources()
+if SQLITE_SRC:
+    EXT_MODULES.append(Extension(
+        "modelpack.lib.modelpack",
+        sources=SQLITE_SRC,
+        libraries=["m"],
+    ))
 
 setup(
     name="modelpack",

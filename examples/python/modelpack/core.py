@@ -11,6 +11,7 @@ one blob per N rows.
 Nothing here knows about Django: modelpack.django builds on these pieces.
 """
 import gc
+import glob
 import os
 import sqlite3
 
@@ -30,10 +31,12 @@ def extension_path():
     env = os.environ.get("MODELPACK_EXTENSION")
     if env:
         return env
-    for cand in (os.path.join(_HERE, "lib", "modelpack"),
-                 os.path.join(_HERE, "..", "..", "..", "modelpack")):
-        if os.path.exists(cand + ".so"):
-            return os.path.normpath(cand)
+    # Built by setup.py (pip install): lib/modelpack.<python tag>.so.
+    for cand in sorted(glob.glob(os.path.join(_HERE, "lib", "modelpack*.so"))):
+        return cand
+    cand = os.path.join(_HERE, "..", "..", "..", "modelpack")
+    if os.path.exists(cand + ".so"):
+        return os.path.normpath(cand)
     raise ModelpackError(
         "modelpack: extension not found: run `make` in the repository or "
         "set MODELPACK_EXTENSION to the path of modelpack.so")
