@@ -27,6 +27,10 @@ static int already_loaded(sqlite3 *db) {
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(db, "SELECT modelpack_version()", -1, &st, NULL);
   sqlite3_finalize(st);
+  /* The failed probe leaves "no such function" as the connection's error,
+   * and sqlite3_open() reports that error after running automatic
+   * extensions (sqlite3_auto_extension): clear it. */
+  if (rc != SQLITE_OK) sqlite3_exec(db, "", NULL, NULL, NULL);
   return rc == SQLITE_OK;
 }
 

@@ -51,6 +51,7 @@ typedef struct mp_model {
   sqlite3_stmt *state_stmt; /* mp_source_state's query, prepared on use */
   char *shadow_sql;    /* quoted "schema"."<name>_packed" (stored models) */
   sqlite3_stmt *store_stmt, *unstore_stmt; /* shadow writes, prepared on use */
+  sqlite3_stmt *row_stmt;   /* the source row of one key (stored.c sync_row) */
   const char **names;  /* field names, for mp_fingerprint */
   unsigned char *types;
 } mp_model;

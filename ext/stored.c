@@ -83,6 +83,48 @@ static int unstore_row(sqlite3 *db, mp_model *m, sqlite3_value *pk) {
   return rc;
 }
 
+/* The source row with this key, ready to step (prepared once per model). */
+static int row_stmt(sqlite3 *db, mp_model *m, sqlite3_value *pk, sqlite3_stmt **out) {
+  if (!m->row_stmt) {
+    char *clause = sqlite3_mprintf("WHERE s.\"%w\" = ?1", m->fields[m->pk].column);
+    char *sql = clause ? mp_source_sql(m, MP_READ_COLS, mp_all_fields(m->nfield), 0, clause)
+                       : NULL;
+    int rc = sql ? sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &m->row_stmt, NULL)
+                 : SQLITE_NOMEM;
+    sqlite3_free(clause);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) return rc;
+  }
+  *out = m->row_stmt;
+  return sqlite3_bind_value(m->row_stmt, 1, pk);
+}
+
+/*
+ * Make the stored record of one key match the source: packed from the
+ * source's row when there is one, removed when there is none.  The trigger
+ * functions pass values, but only the key is used: whoever calls them --
+ * our triggers, or a hostile trigger in a database file, or SQL typed by
+ * hand -- can only bring a record in line with its row, never forge one.
+ */
+static int sync_row(sqlite3 *db, mp_model *m, sqlite3_value *pk) {
+  sqlite3_value *vals[MP_MAX_FIELDS];
+  sqlite3_stmt *st = NULL;
+  int rc = row_stmt(db, m, pk, &st);
+  if (rc != SQLITE_OK) return rc;
+  int step = sqlite3_step(st);
+  if (step == SQLITE_ROW) {
+    for (int i = 0; i < m->nfield; i++) vals[i] = sqlite3_column_value(st, i);
+    rc = store_row(db, m, vals);
+  } else if (step == SQLITE_DONE) {
+    rc = unstore_row(db, m, pk);
+  } else {
+    rc = step;
+  }
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc;
+}
+
 static void write_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv, int del) {
   mp_model *m = mp_fn_model(ctx, argv[0], NULL);
   sqlite3 *db = sqlite3_context_db_handle(ctx);
@@ -93,7 +135,7 @@ static void write_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv, int d
     mp_fn_error(ctx, SQLITE_ERROR, msg);
     return;
   }
-  int rc = del ? unstore_row(db, m, argv[1]) : store_row(db, m, argv + 1);
+  int rc = sync_row(db, m, del ? argv[1] : argv[1 + m->pk]);
   if ((rc & 0xff) == SQLITE_NOMEM) {
     /* Not a database error: sqlite3_errmsg would describe an older call. */
     sqlite3_result_error_nomem(ctx);
@@ -200,7 +242,8 @@ void mp_stored_close(mp_model *m) {
   sqlite3_finalize(m->store_stmt);
   sqlite3_finalize(m->unstore_stmt);
   sqlite3_finalize(m->state_stmt);
-  m->store_stmt = m->unstore_stmt = m->state_stmt = NULL;
+  sqlite3_finalize(m->row_stmt);
+  m->store_stmt = m->unstore_stmt = m->state_stmt = m->row_stmt = NULL;
 }
 
 void mp_stored_drop(sqlite3 *db, const char *schema, mp_model *m) {
