@@ -34,7 +34,8 @@ class PipInstall(unittest.TestCase):
                 capture_output=True, text=True, timeout=600)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             env = {k: v for k, v in os.environ.items()
-                   if k not in ("MODELPACK_EXTENSION", "PYTHONPATH")}
+                   if k not in ("MODELPACK_EXTENSION", "MODELPACK_PURE",
+                                "PYTHONPATH")}
             env["PYTHONPATH"] = target
             r = subprocess.run([sys.executable, "-c", SCRIPT, target],
                                cwd=tempfile.gettempdir(), env=env,
