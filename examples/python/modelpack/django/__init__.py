@@ -15,6 +15,7 @@
 
 Querysets modelpack cannot reproduce exactly fall back to Django's own path.
 """
+from django.conf import settings
 from django.db import connections, models
 from django.db.backends.signals import connection_created
 from django.db.models.query import ModelIterable
@@ -80,9 +81,12 @@ def install():
     global _installed
     ModelIterable.__iter__ = _transparent_iter
     connection_created.connect(_on_connection, dispatch_uid="modelpack")
-    for conn in connections.all():
-        if conn.vendor == "sqlite" and conn.connection is not None:
-            state_of(conn)
+    # Connections already open get it now; before settings exist (install()
+    # called at import time), there are none.
+    if settings.configured:
+        for conn in connections.all():
+            if conn.vendor == "sqlite" and conn.connection is not None:
+                state_of(conn)
     _installed = True
 
 
