@@ -345,6 +345,21 @@ class Transparent(Base):
         list(Book.objects.all())
         self.assertEqual(stats["packed"], before)
 
+    def test_install_before_settings(self):
+        """install() at import time, before Django is configured (as a
+        test runner or a settings module may do), must not touch settings."""
+        import subprocess
+        import sys
+        env = {k: v for k, v in os.environ.items()
+               if k != "DJANGO_SETTINGS_MODULE"}
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        r = subprocess.run([sys.executable, "-c",
+                            "import modelpack.django as m; m.install(); "
+                            "m.uninstall(); print('ok')"],
+                           cwd=here, env=env, capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ok"), r.stderr)
+
     def test_rolled_back_declaration_is_redone(self):
         c = connection
         c.ensure_connection()
