@@ -224,12 +224,7 @@ class Model:
         args = [batch]
         if fields is not None:
             mask = self.mask(fields)
-        if mask is not None:
-            sql.append("AND mask = ?")
-            args.append(mask)
-        if mode is not None:
-            sql.append("AND mode = ?")
-            args.append(mode)
+        _hidden(sql, args, mask, mode)
         if where:
             sql.append("AND (%s)" % where)
             args.extend(params)
@@ -244,14 +239,17 @@ class Model:
         q = ["SELECT packed FROM modelpack_query(?, ?%s) WHERE batch = ?"
              % (", ?" * len(params))]
         args = [self.name, sql] + list(params) + [batch]
-        if mask is not None:
-            q.append("AND mask = ?")
-            args.append(mask)
-        if mode is not None:
-            q.append("AND mode = ?")
-            args.append(mode)
+        _hidden(q, args, mask, mode)
         rows = self.db.execute(" ".join(q), args)
         return self.decode_all((r[0] for r in rows), into)
+
+
+def _hidden(sql, args, mask, mode):
+    """The mask and mode constraints, where given."""
+    for name, value in (("mask", mask), ("mode", mode)):
+        if value is not None:
+            sql.append("AND %s = ?" % name)
+            args.append(value)
 
 
 def _quote_id(name):

@@ -21,8 +21,7 @@ from django.db.backends.signals import connection_created
 from django.db.models.query import ModelIterable
 
 from .iterable import (LazyPackedModelIterable, PackedModelIterable,
-                       Unsupported, _stock_iter, batch_of,
-                       fell_back, packed_objects, stats)
+                       _stock_iter, iterate, stats)
 from .raw import packed_raw
 from .schema import state_of
 
@@ -59,13 +58,7 @@ _installed = False
 
 def _transparent_iter(self):
     """ModelIterable.__iter__ while installed: modelpack, else Django."""
-    try:
-        objs = packed_objects(self.queryset, batch=batch_of(self),
-                              stream=self.chunked_fetch)
-    except Unsupported as e:
-        fell_back(e)
-        return _stock_iter(self)
-    return objs
+    return iterate(self)
 
 
 def _on_connection(sender, connection, **kwargs):

@@ -201,17 +201,14 @@ def _set_related(objs, related):
             setattr(obj, field.name, rel)
 
 
-class PackedModelIterable(ModelIterable):
-    """ModelIterable through modelpack, falling back to Django's."""
-
-    def __iter__(self):
-        try:
-            objs = packed_objects(self.queryset, batch=batch_of(self),
-                                  stream=self.chunked_fetch)
-        except Unsupported as e:
-            fell_back(e)
-            return _stock_iter(self)
-        return objs
+def iterate(iterable, lazy=False):
+    """A ModelIterable's objects through modelpack, else Django's own."""
+    try:
+        return packed_objects(iterable.queryset, batch=batch_of(iterable),
+                              stream=iterable.chunked_fetch, lazy=lazy)
+    except Unsupported as e:
+        fell_back(e)
+        return _stock_iter(iterable)
 
 
 def batch_of(iterable):
@@ -219,14 +216,15 @@ def batch_of(iterable):
     return iterable.chunk_size if iterable.chunked_fetch else BATCH
 
 
+class PackedModelIterable(ModelIterable):
+    """ModelIterable through modelpack, falling back to Django's."""
+
+    def __iter__(self):
+        return iterate(self)
+
+
 class LazyPackedModelIterable(ModelIterable):
     """PackedModelIterable with lazy fields (`.packed(lazy=True)`)."""
 
     def __iter__(self):
-        try:
-            objs = packed_objects(self.queryset, batch=batch_of(self),
-                                  stream=self.chunked_fetch, lazy=True)
-        except Unsupported as e:
-            fell_back(e)
-            return _stock_iter(self)
-        return objs
+        return iterate(self, lazy=True)
