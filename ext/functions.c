@@ -157,46 +157,43 @@ static void fn_get(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   mp_result_field(ctx, m, &view, (uint32_t)rec, f);
 }
 
-typedef void fn_impl(sqlite3_context *, int, sqlite3_value **);
-
-static const struct {
-  const char *name;
-  int nargs;
-  fn_impl *fn;
-} direct[] = {{"modelpack_mask", 1, fn_mask},        {"modelpack_mask", 2, fn_mask},
-              {"modelpack_hooks", 1, fn_hooks},      {"modelpack_hooks", 2, fn_hooks},
-              {"modelpack_get", 3, fn_get},          {"modelpack_get", 4, fn_get},
-              {"modelpack_layout", 1, mp_fn_layout}, {"modelpack_layout", 2, mp_fn_layout},
-              {"modelpack_json", 2, mp_fn_json}};
-
-static void unregister_functions(sqlite3 *db) {
-  sqlite3_create_function(db, "modelpack_version", 0, SQLITE_UTF8, NULL, NULL, NULL, NULL);
-  sqlite3_create_function(db, MP_PACK_FN, -1, SQLITE_UTF8, NULL, NULL, NULL, NULL);
-  for (size_t i = 0; i < sizeof direct / sizeof direct[0]; i++)
-    sqlite3_create_function(db, direct[i].name, direct[i].nargs, SQLITE_UTF8, NULL, NULL, NULL,
-                            NULL);
+int mp_create_functions(sqlite3 *db, const mp_fn_def *defs, size_t n, mp_registry *r) {
+  int rc = SQLITE_OK;
+  for (size_t i = 0; i < n; i++) {
+    if (!r) {
+      sqlite3_create_function(db, defs[i].name, defs[i].nargs, SQLITE_UTF8, NULL, NULL, NULL,
+                              NULL);
+    } else if (rc == SQLITE_OK) {
+      rc = sqlite3_create_function(db, defs[i].name, defs[i].nargs, SQLITE_UTF8 | defs[i].flags,
+                                   defs[i].uses_registry ? r : NULL, defs[i].fn, NULL, NULL);
+    }
+  }
+  return rc;
 }
 
+/*
+ * modelpack_version is a pure function of nothing: safe anywhere.  The
+ * packing call runs only in model tables' own statements, never from a
+ * schema.  The others are direct-only: they look a model up by name (and
+ * may connect it); deterministic too, since within one statement the same
+ * arguments give the same result -- and because SQLite (3.49 and earlier)
+ * only enforces direct-only on deterministic functions in CHECK constraints.
+ */
+#define DIRECT (SQLITE_DIRECTONLY | SQLITE_DETERMINISTIC)
+static const mp_fn_def functions[] = {
+    {"modelpack_version", 0, SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC, fn_version, 0},
+    {MP_PACK_FN, -1, SQLITE_DIRECTONLY, mp_pack_row_fn, 0},
+    {"modelpack_mask", 1, DIRECT, fn_mask, 1},
+    {"modelpack_mask", 2, DIRECT, fn_mask, 1},
+    {"modelpack_hooks", 1, DIRECT, fn_hooks, 1},
+    {"modelpack_hooks", 2, DIRECT, fn_hooks, 1},
+    {"modelpack_get", 3, DIRECT, fn_get, 1},
+    {"modelpack_get", 4, DIRECT, fn_get, 1},
+    {"modelpack_layout", 1, DIRECT, mp_fn_layout, 1},
+    {"modelpack_layout", 2, DIRECT, mp_fn_layout, 1},
+    {"modelpack_json", 2, DIRECT, mp_fn_json, 1},
+};
+
 int mp_register_functions(sqlite3 *db, mp_registry *r) {
-  if (!r) {
-    unregister_functions(db);
-    return SQLITE_OK;
-  }
-  /* A pure function of nothing: safe anywhere. */
-  int rc = sqlite3_create_function(db, "modelpack_version", 0,
-                                   SQLITE_UTF8 | SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC, NULL,
-                                   fn_version, NULL, NULL);
-  /* Called only from model tables' own statements, never from a schema. */
-  if (rc == SQLITE_OK)
-    rc = sqlite3_create_function(db, MP_PACK_FN, -1, SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL,
-                                 mp_pack_row_fn, NULL, NULL);
-  /* Direct-only: they look a model up by name (and may connect it).
-   * Deterministic too, since within one statement the same arguments give
-   * the same result -- and because SQLite (3.49 and earlier) only enforces
-   * direct-only on deterministic functions in CHECK constraints. */
-  for (size_t i = 0; rc == SQLITE_OK && i < sizeof direct / sizeof direct[0]; i++)
-    rc = sqlite3_create_function(db, direct[i].name, direct[i].nargs,
-                                 SQLITE_UTF8 | SQLITE_DIRECTONLY | SQLITE_DETERMINISTIC, r,
-                                 direct[i].fn, NULL, NULL);
-  return rc;
+  return mp_create_functions(db, functions, sizeof functions / sizeof functions[0], r);
 }

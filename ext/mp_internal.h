@@ -223,6 +223,18 @@ void mp_fn_json(sqlite3_context *ctx, int argc, sqlite3_value **argv);
  * removes that part again (a load that fails half-way must leave nothing
  * pointing into a library SQLite is about to unload). */
 int mp_register_vtab(sqlite3 *db, mp_registry *r);
+
+/* One SQL function to register: its flags (besides SQLITE_UTF8) and whether
+ * it gets the registry as user data.  mp_create_functions registers a
+ * table of them, or removes them all when r is NULL. */
+typedef struct mp_fn_def {
+  const char *name;
+  int nargs;
+  int flags;
+  void (*fn)(sqlite3_context *, int, sqlite3_value **);
+  int uses_registry;
+} mp_fn_def;
+int mp_create_functions(sqlite3 *db, const mp_fn_def *defs, size_t n, mp_registry *r);
 int mp_register_unpack(sqlite3 *db, mp_registry *r);
 int mp_register_query(sqlite3 *db, mp_registry *r);
 int mp_register_functions(sqlite3 *db, mp_registry *r);

@@ -157,11 +157,11 @@ static void fn_unstore(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 /* ---- shadow table and triggers ---- */
 
 static void call(mp_str *s, const char *fn, const char *schema, const mp_model *m,
-                 const char *row, int all) {
+                 const char *row, int all, const char *when) {
   mp_str_printf(s, "SELECT %s('%q.%q'", fn, schema, m->name);
   for (int i = 0; i < m->nfield; i++)
     if (all || i == m->pk) mp_str_printf(s, ", %s.\"%w\"", row, m->fields[i].column);
-  mp_str_cat(s, ");");
+  mp_str_printf(s, ")%s;", when);
 }
 
 static char *trigger_sql(const mp_model *m, const char *schema, const char *event) {
@@ -173,8 +173,21 @@ static char *trigger_sql(const mp_model *m, const char *schema, const char *even
   else
     mp_str_printf(&s, "CREATE TRIGGER \"%w\".\"%w_mp_%s\" AFTER %s ON \"%w\" BEGIN ", schema,
                   m->name, event, event, m->source);
-  if (strcmp(event, "insert") != 0) call(&s, "modelpack_unstore", schema, m, "old", 0);
-  if (strcmp(event, "delete") != 0) call(&s, "modelpack_store", schema, m, "new", 1);
+  /* Both functions sync a key from the source (sync_row), so an UPDATE
+   * that keeps the key needs only the second call. */
+  char *key_moved = NULL;
+  if (strcmp(event, "update") == 0) {
+    const char *pk = m->fields[m->pk].column;
+    key_moved = sqlite3_mprintf(" WHERE old.\"%w\" IS NOT new.\"%w\"", pk, pk);
+    if (!key_moved) {
+      sqlite3_free(mp_str_finish(&s));
+      return NULL;
+    }
+  }
+  if (strcmp(event, "insert") != 0)
+    call(&s, "modelpack_unstore", schema, m, "old", 0, key_moved ? key_moved : "");
+  if (strcmp(event, "delete") != 0) call(&s, "modelpack_store", schema, m, "new", 1, "");
+  sqlite3_free(key_moved);
   mp_str_cat(&s, " END");
   return mp_str_finish(&s);
 }
@@ -276,6 +289,7 @@ static int savepoint_prepare(sqlite3 *db, sqlite3_stmt **sp) {
 static void fn_rebuild(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   mp_entry *e = NULL;
   mp_model *m = mp_fn_model(ctx, argv[0], &e);
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
   sqlite3_int64 rows = 0;
   char *err = NULL;
   if (!m) return;
@@ -285,7 +299,7 @@ static void fn_rebuild(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     return;
   }
   /* Rebuilt records nobody keeps current would be wrong by the next write. */
-  int state = mp_source_state(sqlite3_context_db_handle(ctx), e->schema, m);
+  int state = mp_source_state(db, e->schema, m);
   if (state == MP_SRC_UNKNOWN) {
     sqlite3_result_error_nomem(ctx);
     return;
@@ -297,7 +311,6 @@ static void fn_rebuild(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     mp_fn_error(ctx, SQLITE_ERROR, err);
     return;
   }
-  sqlite3 *db = sqlite3_context_db_handle(ctx);
   /*
    * The DELETE and the inserts are statements of their own: from a plain
    * SELECT nothing else would make them one transaction, and a failure
@@ -331,31 +344,23 @@ static void fn_rebuild(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int64(ctx, rows);
 }
 
+/*
+ * The trigger functions write: not innocuous, so with trusted_schema=OFF
+ * no schema (a hostile one included) can make them run, and stored models
+ * then refuse source writes rather than go stale.  Not direct-only either,
+ * since their whole purpose is to run from triggers; each only brings one
+ * key's record in line with the source (sync_row).  Deterministic (the same
+ * row stores the same record) also makes SQLite apply the trusted_schema
+ * rule to them in CHECK constraints, which it skips for non-deterministic
+ * functions up to 3.49.  Rebuilding rewrites the shadow table on request:
+ * never from a view or trigger.
+ */
+static const mp_fn_def functions[] = {
+    {"modelpack_store", -1, SQLITE_DETERMINISTIC, fn_store, 1},
+    {"modelpack_unstore", 2, SQLITE_DETERMINISTIC, fn_unstore, 1},
+    {"modelpack_rebuild", 1, SQLITE_DIRECTONLY | SQLITE_DETERMINISTIC, fn_rebuild, 1},
+};
+
 int mp_register_stored(sqlite3 *db, mp_registry *r) {
-  /*
-   * The trigger functions write: not innocuous, so with trusted_schema=OFF
-   * no schema (a hostile one included) can make them run, and stored
-   * models then refuse source writes rather than go stale.  Not
-   * direct-only either, since their whole purpose is to run from triggers;
-   * each writes nothing but the shadow table of the stored model it names.
-   */
-  /* Deterministic (the same row stores the same record) also makes SQLite
-   * apply the trusted_schema rule to them in CHECK constraints, which it
-   * skips for non-deterministic functions up to 3.49. */
-  int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC;
-  if (!r) {
-    sqlite3_create_function(db, "modelpack_store", -1, SQLITE_UTF8, NULL, NULL, NULL, NULL);
-    sqlite3_create_function(db, "modelpack_unstore", 2, SQLITE_UTF8, NULL, NULL, NULL, NULL);
-    sqlite3_create_function(db, "modelpack_rebuild", 1, SQLITE_UTF8, NULL, NULL, NULL, NULL);
-    return SQLITE_OK;
-  }
-  int rc = sqlite3_create_function(db, "modelpack_store", -1, flags, r, fn_store, NULL, NULL);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_create_function(db, "modelpack_unstore", 2, flags, r, fn_unstore, NULL, NULL);
-  /* Rewrites the shadow table on request: never from a view or trigger. */
-  if (rc == SQLITE_OK)
-    rc = sqlite3_create_function(db, "modelpack_rebuild", 1,
-                                 SQLITE_UTF8 | SQLITE_DIRECTONLY | SQLITE_DETERMINISTIC, r,
-                                 fn_rebuild, NULL, NULL);
-  return rc;
+  return mp_create_functions(db, functions, sizeof functions / sizeof functions[0], r);
 }
