@@ -118,6 +118,10 @@ class Database:
             m = self._models[name] = Model(self, name)
         return m
 
+    def cached(self, name):
+        """The Model already made for name, or None."""
+        return self._models.get(name)
+
     def forget(self, name):
         """Drop cached layouts (after the model was redeclared)."""
         self._models.pop(name, None)
@@ -132,6 +136,7 @@ class Model:
         self._layouts = {}
         self._decoders = {}
         self._builders = {}
+        self._hooks_set = None
         self.layout()  # fails now, clearly, if there is no such model
 
     def layout(self, mask=None):
@@ -159,14 +164,17 @@ class Model:
                                (self.name, fields)).fetchone()[0]
 
     def hooks(self, spec=None):
+        """This connection's effective hooks; with spec, first sets its
+        run-time hooks (skipped when spec is what this object last set).
+        Decoders stay: which constructor runs is the blob's SAFE flag."""
         if spec is None:
             r = self.db.execute("SELECT modelpack_hooks(?)", (self.name,))
-        else:
-            r = self.db.execute("SELECT modelpack_hooks(?, ?)",
-                                (self.name, spec))
-        self._layouts.clear()
-        self._decoders.clear()
-        return r.fetchone()[0]
+            return r.fetchone()[0]
+        if self._hooks_set is None or spec != self._hooks_set[0]:
+            r = self.db.execute("SELECT modelpack_hooks(?, ?)", (self.name, spec))
+            self._hooks_set = (spec, r.fetchone()[0])
+            self._layouts.clear()  # a layout reports the hooks
+        return self._hooks_set[1]
 
     def decoder(self, mask, builder):
         """The decoder of (mask, builder); the C accelerator's when it is

@@ -105,6 +105,7 @@ class Decoder:
         self._values = compile_decoder(layout, ["o = (%s)" % "".join(
             "v%d, " % n for n in range(len(layout.loaded)))], {})
         self.safe = builder.safe_constructor(layout)
+        self._badfn = self._bad(layout)
 
     def decode(self, blob, out=None):
         """Append the blob's records to out (a new list by default) and
@@ -130,10 +131,10 @@ class Decoder:
         try:
             if flags & FLAG_SAFE:
                 vals = []
-                self._values(recs, hb, ht, hs, vals, self._bad(lay), enc)
+                self._values(recs, hb, ht, hs, vals, self._badfn, enc)
                 out.extend(map(self.safe, vals))
             else:
-                self._fast(recs, hb, ht, hs, out, self._bad(lay), enc)
+                self._fast(recs, hb, ht, hs, out, self._badfn, enc)
         except UnicodeDecodeError:
             del out[start:]
             if enc == "ascii":
@@ -146,6 +147,7 @@ class Decoder:
 
     @staticmethod
     def _bad(lay):
+        """The function the compiled loops call on a bad slot or null bit."""
         def bad(n, nl, pk, end):
             if n >= 0 and end == 0 and nl >> lay.loaded[n].index & 1:
                 return  # a NULL's zero slot in a blob with an empty heap

@@ -5,7 +5,8 @@ extension per connection (`modelpack_hooks`), and its auto mode then packs
 safe -- and the client runs Django's own `from_db` -- exactly when stock
 Django would run code the fast path skips:
 
-* an overridden `__init__`, `from_db` or `__setattr__` (custom_init);
+* an overridden `__init__`, `from_db`, `__setattr__` or `__new__`
+  (custom_init; read once per class, like the descriptors below);
 * `pre_init` / `post_init` receivers for the class (checked on every query,
   since receivers can connect at any time; Django's ImageField connects one
   when it has dimension fields);
@@ -36,26 +37,24 @@ def _custom_init(cls):
             or cls.__new__ is not object.__new__)
 
 
-def hooked_fields(cls, shape):
-    """modelpack names of fields whose attribute is a data descriptor."""
-    out = []
+def static_parts(cls, shape):
+    """The hooks that only change with the class: custom_init and one
+    setattr:<field> per field whose attribute is a data descriptor.
+    Builders keep them; spec() adds the signal receivers of the moment."""
+    parts = ["custom_init"] if _custom_init(cls) else []
     for f in shape.fields:
         d = _class_attr(cls, f.attname)
         if (d is not None and hasattr(type(d), "__set__")
                 and not isinstance(d, _PLAIN_SET)):
-            out.append(shape.field_name(f))
-    return out
+            parts.append("setattr:" + shape.field_name(f))
+    return parts
 
 
-def spec(cls, shape, hooked):
-    """The hooks spec for cls now; `hooked` is hooked_fields(cls, shape),
-    which only changes with the class, so callers cache it."""
+def spec(cls, static):
+    """The hooks spec for cls now (receivers can connect at any time)."""
     parts = []
     if signals.pre_init.has_listeners(cls):
         parts.append("pre_init")
     if signals.post_init.has_listeners(cls):
         parts.append("post_init")
-    if _custom_init(cls):
-        parts.append("custom_init")
-    parts += ["setattr:" + n for n in hooked]
-    return ",".join(parts)
+    return ",".join(parts + static)

@@ -83,7 +83,7 @@ def _builder(st, shape, cls, alias, lazy=False):
             b = DjangoLazy(_builder(st, shape, cls, alias))
         else:
             b = DjangoBuilder(cls, alias, shape, connections[alias])
-        b.hooked = hooks.hooked_fields(cls, shape)
+        b.static_hooks = hooks.static_parts(cls, shape)
         st.builders[key] = b
     return b
 
@@ -129,7 +129,7 @@ def fetch(st, shape, cls, builder, sql, params, batch, stream,
     for attempt in (1, 2):
         try:
             model = st.model(shape)
-            st.set_hooks(model, hooks.spec(cls, shape, builder.hooked))
+            model.hooks(hooks.spec(cls, builder.static_hooks))
             cur = blobs(connections[alias], shape.name, sql, params, batch,
                         logged_sql)
             return model, (cur if stream else cur.fetchall())

@@ -86,55 +86,38 @@ class Shape:
 
 
 class ConnectionState:
-    """Per raw sqlite3 connection: the loaded extension and declared models.
+    """Per raw sqlite3 connection: the loaded extension and declared models
+    (cached by its core.Database).
 
     A `temp.` table made inside a transaction that later rolls back is gone
-    again, so `model()` re-declares on 'no such table' (see iterable.py).
+    again: `model()` checks, until the declaration is seen outside a
+    transaction, and declares it again before the query runs (a failed
+    first try would show in Django's query log and assertNumQueries).
     """
 
     def __init__(self, raw):
         self.raw = raw
         self.db = core.Database(raw)
-        self.models = {}      # concrete model -> core.Model
-        self.hooks = {}       # modelpack model name -> hooks spec set
-        self.builders = {}    # (cls, alias) -> DjangoBuilder
+        self.builders = {}    # (cls, alias, lazy) -> builder
         self.fragile = set()  # models whose declaration a rollback may undo
 
     def model(self, shape):
-        m = self.models.get(shape.name)
-        if m is not None and shape.name not in self.fragile:
+        name = shape.name
+        m = self.db.cached(name)
+        if m is not None and name not in self.fragile:
             return m  # declared in autocommit: it lives as long as the connection
-        exists = self.raw.execute(
-            "SELECT 1 FROM temp.sqlite_master WHERE name = ?",
-            (shape.name,)).fetchone()
-        if m is not None and not exists:
-            # Declared inside a transaction that rolled back since: declare
-            # it again now, before the query runs (a failed first try would
-            # show in Django's query log and assertNumQueries).
-            self.forget(shape)
-            m = None
-        if m is None:
-            if not exists:
-                self.raw.execute(shape.decl)
-            self.db.forget(shape.name)
-            m = self.models[shape.name] = self.db.model(shape.name)
-            self.hooks.pop(shape.name, None)
-        # A declaration made (or seen) inside a transaction can be rolled
-        # back with it: keep checking until one is seen outside.
+        if not self.raw.execute("SELECT 1 FROM temp.sqlite_master WHERE name = ?",
+                                (name,)).fetchone():
+            self.raw.execute(shape.decl)
+            self.db.forget(name)
         if self.raw.in_transaction:
-            self.fragile.add(shape.name)
+            self.fragile.add(name)
         else:
-            self.fragile.discard(shape.name)
-        return m
+            self.fragile.discard(name)
+        return self.db.model(name)
 
     def forget(self, shape):
-        self.models.pop(shape.name, None)
-        self.hooks.pop(shape.name, None)
-
-    def set_hooks(self, model, spec):
-        if self.hooks.get(model.name) != spec:
-            model.hooks(spec)
-            self.hooks[model.name] = spec
+        self.db.forget(shape.name)
 
 
 _shapes = {}
