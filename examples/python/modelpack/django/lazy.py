@@ -58,21 +58,32 @@ class DjangoLazy:
         self.eager = eager  # the DjangoBuilder, for safe-packed blobs
         self.cls = eager.cls
         self.alias = eager.alias
+        self._plans = {}
         install_hook()
 
     def eager_builder(self):
         return self.eager
 
+    def _plan(self, layout):
+        """(pk position, pk name, pk converters, {attname: (position,
+        converters, expression, connection)} for the other fields), once
+        per layout."""
+        plan = self._plans.get(layout.fingerprint)
+        if plan is None:
+            eager = self.eager
+            keys = eager._keys(layout)
+            convs = {key: (fns, expr) for _n, key, fns, expr
+                     in eager.converters(layout)}
+            fields = {k: (n,) + convs.get(k, ((), None)) + (eager.connection,)
+                      for n, k in enumerate(keys)}
+            pkpos = [n for n, f in enumerate(layout.loaded) if f.pk][0]
+            plan = self._plans[layout.fingerprint] = (
+                pkpos, keys[pkpos], fields.pop(keys[pkpos]), fields)
+        return plan
+
     def lazy_objects(self, layout, batch, out):
-        eager, new, alias = self.eager, object.__new__, self.eager.alias
-        keys = eager._keys(layout)
-        convs = {key: (fns, expr) for _n, key, fns, expr
-                 in eager.converters(layout)}
-        fields = {k: (n,) + convs.get(k, ((), None)) + (eager.connection,)
-                  for n, k in enumerate(keys)}
-        pkpos = [n for n, f in enumerate(layout.loaded) if f.pk][0]
-        pk, pkconv = keys[pkpos], fields.pop(keys[pkpos])
-        cls, ap = self.cls, out.append
+        pkpos, pk, pkconv, fields = self._plan(layout)
+        new, alias, cls, ap = object.__new__, self.alias, self.cls, out.append
         for i, key in batch.keys(pkpos):
             for fn in pkconv[1]:
                 key = fn(key, pkconv[2], pkconv[3])
