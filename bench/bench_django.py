@@ -29,10 +29,10 @@ import django  # noqa: E402
 django.setup()
 
 from django.db import connection  # noqa: E402
-from django.db.models.base import ModelState  # noqa: E402
 
 import modelpack  # noqa: E402
 import modelpack.django as mpd  # noqa: E402
+from modelpack.django.builder import packed_state  # noqa: E402
 from modelpack import accel  # noqa: E402
 from bench.djbench.models import (Author, Book, BookFromDb, Event,  # noqa
                                  MultiField, MultiFieldFromDb, SignalledBook,
@@ -64,30 +64,28 @@ def fill():
         amount=decimal.Decimal(i) / 100) for i in range(1000)])
 
 
-def floor_for(qs):
-    """Build qs's instances from in-memory tuples: the cost of the objects
-    themselves, the least any client can pay on CPython."""
-    cls = qs.model
+def floor_for(sample):
+    """Build sample's instances from in-memory tuples -- the same instances the
+    packed path builds (its per-alias ModelState, fields in order) in the
+    cheapest pure-Python way, one compiled dict display per row: the cost
+    of the objects themselves, the least any client can pay on CPython."""
+    cls = type(sample[0])
     names = [f.attname for f in cls._meta.concrete_fields
-             if qs.query.deferred_loading[0] == set() or True]
-    sample = list(qs)
-    names = [n for n in names if n in sample[0].__dict__]
+             if f.attname in sample[0].__dict__]
     rows = [tuple(o.__dict__[n] for n in names) for o in sample]
-    new, MS = object.__new__, ModelState
-
-    def floor():
-        out = []
-        ap = out.append
-        for row in rows:
-            o = new(cls)
-            s = new(MS)
-            s.__dict__ = {"adding": False, "db": "default"}
-            d = dict(zip(names, row))
-            d = {"_state": s, **d}
-            o.__dict__ = d
-            ap(o)
-        return out
-    return floor
+    vs = ["v%d" % i for i in range(len(names))]
+    src = ("def floor():\n"
+           "    out = []\n    ap = out.append\n"
+           "    for %s, in rows:\n"
+           "        o = new(cls)\n"
+           "        o.__dict__ = {'_state': new(MS), %s}\n"
+           "        ap(o)\n"
+           "    return out\n" % (", ".join(vs), ", ".join(
+               "%r: %s" % (n, v) for n, v in zip(names, vs))))
+    env = {"rows": rows, "new": object.__new__, "cls": cls,
+           "MS": packed_state("default")}
+    exec(src, env)
+    return env["floor"]
 
 
 def pure(fn):
@@ -110,26 +108,29 @@ def installed(fn):
     return run
 
 
+def contenders(qs, fromdb_qs, run):
+    """The usual contenders for `run(queryset)`."""
+    return {
+        "stock": lambda: run(qs.all()),
+        "from_db": lambda: run(fromdb_qs.all()),
+        "packed": lambda: run(qs.packed()),
+        "pure": pure(lambda: run(qs.packed())),
+        "lazy": lambda: run(qs.packed(lazy=True)),
+        "install": installed(lambda: run(qs.all())),
+        "floor": floor_for(run(qs.all()))}
+
+
+def iterated(qs):
+    return list(qs.iterator())
+
+
 def cases():
     """(name, rows, {contender: fn}); every fn returns the instances."""
     c = []
-    all_books = Book.objects.all()
-    c.append(("query_all", 3000, {
-        "stock": lambda: list(Book.objects.iterator()),
-        "from_db": lambda: list(BookFromDb.objects.iterator()),
-        "packed": lambda: list(Book.objects.packed().iterator()),
-        "pure": pure(lambda: list(Book.objects.packed().iterator())),
-        "lazy": lambda: list(Book.objects.packed(lazy=True).iterator()),
-        "install": installed(lambda: list(Book.objects.iterator())),
-        "floor": floor_for(all_books)}))
-    c.append(("query_all_multifield", 3000, {
-        "stock": lambda: list(MultiField.objects.iterator()),
-        "from_db": lambda: list(MultiFieldFromDb.objects.iterator()),
-        "packed": lambda: list(MultiField.objects.packed().iterator()),
-        "pure": pure(lambda: list(MultiField.objects.packed().iterator())),
-        "lazy": lambda: list(MultiField.objects.packed(lazy=True).iterator()),
-        "install": installed(lambda: list(MultiField.objects.iterator())),
-        "floor": floor_for(MultiField.objects.all())}))
+    c.append(("query_all", 3000, contenders(
+        Book.objects.all(), BookFromDb.objects.all(), iterated)))
+    c.append(("query_all_multifield", 3000, contenders(
+        MultiField.objects.all(), MultiFieldFromDb.objects.all(), iterated)))
     # The lazy contender's case: a listing that shows two of eleven fields.
     def shown(objs):
         for o in objs:
@@ -140,30 +141,24 @@ def cases():
         "packed": lambda: shown(list(MultiField.objects.packed())),
         "pure": pure(lambda: shown(list(MultiField.objects.packed()))),
         "lazy": lambda: shown(list(MultiField.objects.packed(lazy=True)))}))
-    d = MultiField.objects.only("id", "field1")
-    dfd = MultiFieldFromDb.objects.only("id", "field1")
-    c.append(("query_defer", 1000, {
-        "stock": lambda: list(d[:1000]),
-        "from_db": lambda: list(dfd[:1000]),
-        "packed": lambda: list(d.packed()[:1000]),
-        "pure": pure(lambda: list(d.packed()[:1000])),
-        "lazy": lambda: list(d.packed(lazy=True)[:1000]),
-        "install": installed(lambda: list(d[:1000])),
-        "floor": floor_for(d[:1000])}))
+    c.append(("query_defer", 1000, contenders(
+        MultiField.objects.only("id", "field1"),
+        MultiFieldFromDb.objects.only("id", "field1"),
+        lambda qs: list(qs[:1000]))))
     raw = "SELECT * FROM djbench_multifield LIMIT 1000"
     c.append(("query_raw", 1000, {
         "stock": lambda: list(MultiField.objects.raw(raw)),
         "from_db": lambda: list(MultiFieldFromDb.objects.raw(raw)),
         "packed": lambda: list(MultiField.objects.packed_raw(raw)),
         "pure": pure(lambda: list(MultiField.objects.packed_raw(raw))),
-        "floor": floor_for(MultiField.objects.all()[:1000])}))
+        "floor": floor_for(list(MultiField.objects.all()[:1000]))}))
     rawd = "SELECT id FROM djbench_multifield LIMIT 1000"
     c.append(("query_raw_deferred", 1000, {
         "stock": lambda: list(MultiField.objects.raw(rawd)),
         "from_db": lambda: list(MultiFieldFromDb.objects.raw(rawd)),
         "packed": lambda: list(MultiField.objects.packed_raw(rawd)),
         "pure": pure(lambda: list(MultiField.objects.packed_raw(rawd))),
-        "floor": floor_for(MultiField.objects.only("id")[:1000])}))
+        "floor": floor_for(list(MultiField.objects.only("id")[:1000]))}))
     c.append(("query_get", 1, {
         "stock": lambda: [Book.objects.get(id=1)],
         "from_db": lambda: [BookFromDb.objects.get(id=1)],
@@ -186,7 +181,7 @@ def cases():
         "stock": lambda: list(Event.objects.iterator()),
         "packed": lambda: list(Event.objects.packed().iterator()),
         "pure": pure(lambda: list(Event.objects.packed().iterator())),
-        "floor": floor_for(Event.objects.all())}))
+        "floor": floor_for(list(Event.objects.all()))}))
     return c
 
 
