@@ -145,20 +145,18 @@ def cases():
         MultiField.objects.only("id", "field1"),
         MultiFieldFromDb.objects.only("id", "field1"),
         lambda qs: list(qs[:1000]))))
-    raw = "SELECT * FROM djbench_multifield LIMIT 1000"
-    c.append(("query_raw", 1000, {
-        "stock": lambda: list(MultiField.objects.raw(raw)),
-        "from_db": lambda: list(MultiFieldFromDb.objects.raw(raw)),
-        "packed": lambda: list(MultiField.objects.packed_raw(raw)),
-        "pure": pure(lambda: list(MultiField.objects.packed_raw(raw))),
-        "floor": floor_for(list(MultiField.objects.all()[:1000]))}))
-    rawd = "SELECT id FROM djbench_multifield LIMIT 1000"
-    c.append(("query_raw_deferred", 1000, {
-        "stock": lambda: list(MultiField.objects.raw(rawd)),
-        "from_db": lambda: list(MultiFieldFromDb.objects.raw(rawd)),
-        "packed": lambda: list(MultiField.objects.packed_raw(rawd)),
-        "pure": pure(lambda: list(MultiField.objects.packed_raw(rawd))),
-        "floor": floor_for(list(MultiField.objects.only("id")[:1000]))}))
+    def raw(sql, sample):
+        return {
+            "stock": lambda: list(MultiField.objects.raw(sql)),
+            "from_db": lambda: list(MultiFieldFromDb.objects.raw(sql)),
+            "packed": lambda: list(MultiField.objects.packed_raw(sql)),
+            "pure": pure(lambda: list(MultiField.objects.packed_raw(sql))),
+            "floor": floor_for(list(sample[:1000]))}
+    c.append(("query_raw", 1000, raw(
+        "SELECT * FROM djbench_multifield LIMIT 1000", MultiField.objects.all())))
+    c.append(("query_raw_deferred", 1000, raw(
+        "SELECT id FROM djbench_multifield LIMIT 1000",
+        MultiField.objects.only("id"))))
     c.append(("query_get", 1, {
         "stock": lambda: [Book.objects.get(id=1)],
         "from_db": lambda: [BookFromDb.objects.get(id=1)],
